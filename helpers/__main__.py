@@ -1,0 +1,7 @@
+"""`python -m helpers ...`: see helpers/cli.py."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

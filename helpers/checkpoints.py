@@ -1,0 +1,125 @@
+"""Checkpoints: atomic saves, a JSON manifest with hashes, safe loads, and resume files.
+
+Layout of the checkpoint folder (`config.checkpoint_dir()`, shipped in the repository):
+
+    checkpoints/
+      manifest.json          {"models": {name: entry}}; entry = file, sha256, config, mode, metrics, ...
+      moons-ddpm.pt          {"model": state_dict, "config": config}; loaded with weights_only=True
+      moons-ddpm.resume.pt   optimizer, step and RNG state while training runs (git-ignored)
+
+A file whose sha256 differs from its manifest entry is refused with `CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, altered or incompatible; the message says what to do."""
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) on a temporary file beside `path`, then rename it over `path`.
+
+    A process killed mid-write leaves the old file intact (os.replace is atomic on one file system).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_torch(obj: Any, path: str | Path) -> None:
+    """torch.save(obj, path), atomically."""
+    _atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True: tensors, numbers, strings, lists and dicts only, no code."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The manifest of `folder` as a dict ({"models": {}} when there is none yet)."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        return {"models": {}}
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_entry(folder: str | Path, name: str, entry: dict) -> None:
+    """Set the manifest entry of `name` (atomically, keeping the other entries)."""
+    manifest = read_manifest(folder)
+    manifest["models"][name] = entry
+    manifest["models"] = dict(sorted(manifest["models"].items()))
+    text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+    _atomic_write(Path(folder) / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+
+
+def save_model(folder: str | Path, name: str, state_dict: dict, config: dict, entry: dict,
+               dtype: torch.dtype | None = None) -> Path:
+    """Write `folder/name.pt` and its manifest entry (sha256, config, and `entry`'s fields).
+
+    dtype: store floating tensors as this dtype (e.g. torch.bfloat16) to keep the file small;
+    `load_model` casts back to the model's dtype through `load_state_dict`.
+    """
+    if dtype is not None:
+        state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    path = Path(folder) / f"{name}.pt"
+    save_torch({"model": state_dict, "config": config}, path)
+    write_entry(folder, name, {"file": path.name, "sha256": sha256_file(path), "config": config, **entry})
+    return path
+
+
+def load_model(folder: str | Path, name: str) -> tuple[dict, dict]:
+    """Load `folder/name.pt` after checking its sha256 against the manifest.
+
+    Returns (state_dict, manifest entry). Raises CheckpointError when the entry or file is missing or the
+    hash differs (a changed, truncated or half-downloaded file).
+    """
+    folder = Path(folder)
+    entry = read_manifest(folder)["models"].get(name)
+    if entry is None:
+        raise CheckpointError(f"no manifest entry for {name!r} in {folder / MANIFEST}; "
+                              f"train it with: python -m helpers train {name}")
+    path = folder / entry["file"]
+    if not path.exists():
+        raise CheckpointError(f"{path} is listed in the manifest but missing; "
+                              f"train it with: python -m helpers train {name}")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise CheckpointError(
+            f"{path} does not match its manifest entry (sha256 {digest[:12]}..., expected "
+            f"{entry['sha256'][:12]}...): the file was changed or truncated. Restore it with git "
+            f"(git checkout -- {path.name}) or retrain with: python -m helpers train {name}")
+    payload = load_torch(path)
+    return payload["model"], entry

@@ -1,0 +1,124 @@
+"""Command line of the course: `python -m helpers list | train | sample`.
+
+    python -m helpers list
+    python -m helpers train MODEL [--fast] [--device D]
+    python -m helpers sample MODEL --n N --out FILE.npy [--steps S] [--seed K] [--sampler NAME]
+
+Errors (unknown model, bad number, unwritable path, missing data) print one line to stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and status 2, like every other error here
+        raise SystemExit(_fail(f"{self.prog}: {message}"))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m helpers", description="Train, list and sample the course's models.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="every model, its checkpoint and metrics")
+    t = sub.add_parser("train", help="train a model and save its checkpoint")
+    t.add_argument("model")
+    t.add_argument("--fast", action="store_true", help="the fast (CPU-minutes) budget instead of full")
+    t.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    s = sub.add_parser("sample", help="write samples of a trained model to a .npy file")
+    s.add_argument("model")
+    s.add_argument("--n", type=_positive_int, required=True, help="number of samples")
+    s.add_argument("--out", required=True, help="output .npy file (float32)")
+    s.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (model default)")
+    s.add_argument("--seed", type=_int, default=0)
+    s.add_argument("--sampler", default=None, help="sampler name, for models that have several")
+    s.add_argument("--device", default=None)
+    return p
+
+
+def _list() -> int:
+    from . import checkpoints, config, models
+
+    folder = config.checkpoint_dir()
+    manifest = checkpoints.read_manifest(folder)["models"]
+    for name, spec in sorted(models.REGISTRY.items(), key=lambda kv: (kv[1].chapter, kv[0])):
+        entry = manifest.get(name)
+        if entry is None or not (folder / entry["file"]).exists():
+            state = "no checkpoint"
+        elif checkpoints.sha256_file(folder / entry["file"]) != entry["sha256"]:
+            state = "checkpoint ALTERED (hash mismatch)"
+        elif not models.compatible(spec, entry):
+            state = "checkpoint incompatible (retrain)"
+        else:
+            state = f"checkpoint ok ({entry['mode']} mode, {entry['train_steps']} steps, {entry['hardware']})"
+        print(f"{name:14s} ch.{spec.chapter}  {spec.summary}\n{'':14s} {state}")
+        if entry is not None:
+            print(f"{'':14s} metrics: {json.dumps(entry.get('metrics', {}))}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import checkpoints, config, data, models
+
+    try:
+        if args.command == "list":
+            return _list()
+        spec = models.get(args.model)
+        if args.command == "train":
+            mode = "fast" if args.fast else "full"
+            _, entry, result = models.train_model(spec.name, mode, args.device, progress=not args.no_progress)
+            print(f"{spec.name}: trained {result.steps} steps in {result.seconds:.0f} s "
+                  f"(resumed from step {result.resumed_from}); metrics {json.dumps(entry['metrics'])}")
+            print(f"saved {config.checkpoint_dir() / (spec.name + '.pt')}")
+            return 0
+        out = Path(args.out)
+        if out.suffix != ".npy":
+            return _fail(f"--out must end in .npy, got {args.out!r}")
+        if not out.parent.exists() or not out.parent.is_dir():
+            return _fail(f"cannot write {args.out!r}: folder {str(out.parent)!r} does not exist")
+        options = {}
+        if args.sampler is not None:
+            allowed = spec.sample_options.get("sampler", ())
+            if args.sampler not in allowed:
+                return _fail(f"{spec.name} has samplers {', '.join(allowed) or '(only its default)'}; "
+                             f"got {args.sampler!r}")
+            options["sampler"] = args.sampler
+        model, _ = models.load(spec.name, args.device)
+        x = models.sample(spec.name, model, args.n, args.steps, args.seed, args.device, **options)
+        try:
+            np.save(out, x)
+        except OSError as err:
+            return _fail(f"cannot write {args.out!r}: {err.strerror}")
+        print(f"wrote {args.out}: {x.shape} float32")
+        return 0
+    except (ValueError, checkpoints.CheckpointError, data.DataNotFoundError) as err:
+        return _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)

@@ -1,0 +1,101 @@
+"""The one place that reads the environment.
+
+Every other module asks this one for the run mode, the data root, the checkpoint folder, the device and
+the seed; nothing else in `helpers` reads `os.environ`.
+
+| variable               | meaning                                                    | default                     |
+|------------------------|------------------------------------------------------------|-----------------------------|
+| `COURSE_MODE`          | `fast` (CPU minutes, shipped checkpoints) or `full`         | `fast`                      |
+| `COURSE_DATA_ROOT`     | folder holding `MNIST/raw/` (torchvision's layout)          | `<repo>/data`               |
+| `COURSE_DOWNLOAD`      | `1` lets torchvision download MNIST when it is missing      | `1`                         |
+| `COURSE_CHECKPOINTS`   | folder of the `.pt` files and their `manifest.json`         | `<repo>/checkpoints`        |
+| `COURSE_DEVICE`        | `cpu`, `cuda`, `cuda:1`, ... (`auto`: cuda when available) | `auto`                      |
+| `COURSE_SEED`          | base seed of every chapter                                 | `0`                         |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODES = ("fast", "full")
+
+
+def mode() -> str:
+    """`fast` or `full`, from `COURSE_MODE`; anything else raises `ValueError` naming the variable."""
+    value = os.environ.get("COURSE_MODE", "fast").strip().lower()
+    if value not in MODES:
+        raise ValueError(f"COURSE_MODE must be one of {MODES}, got {value!r}")
+    return value
+
+
+def is_fast() -> bool:
+    """True in fast mode (the default): short training runs, full results from shipped checkpoints."""
+    return mode() == "fast"
+
+
+def data_root() -> Path:
+    """Folder that holds `MNIST/raw/`, from `COURSE_DATA_ROOT` (default `<repo>/data`)."""
+    return Path(os.environ.get("COURSE_DATA_ROOT", REPO_ROOT / "data")).expanduser().resolve()
+
+
+def allow_download() -> bool:
+    """Whether torchvision may download missing datasets (`COURSE_DOWNLOAD`, default `1`)."""
+    value = os.environ.get("COURSE_DOWNLOAD", "1").strip().lower()
+    if value not in ("0", "1", "true", "false", "yes", "no"):
+        raise ValueError(f"COURSE_DOWNLOAD must be 0 or 1, got {value!r}")
+    return value in ("1", "true", "yes")
+
+
+def checkpoint_dir() -> Path:
+    """Folder of the shipped checkpoints and `manifest.json` (`COURSE_CHECKPOINTS`)."""
+    return Path(os.environ.get("COURSE_CHECKPOINTS", REPO_ROOT / "checkpoints")).expanduser().resolve()
+
+
+def device(requested: str | None = None) -> torch.device:
+    """The torch device: `requested`, else `COURSE_DEVICE`, else cuda when available, else cpu.
+
+    Asking for cuda on a machine without it raises `ValueError` rather than failing later.
+    """
+    name = (requested or os.environ.get("COURSE_DEVICE", "auto")).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {name!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for, but torch sees no CUDA device here")
+    return dev
+
+
+def seed() -> int:
+    """Base seed (`COURSE_SEED`, default 0)."""
+    value = os.environ.get("COURSE_SEED", "0")
+    try:
+        return int(value)
+    except ValueError as err:
+        raise ValueError(f"COURSE_SEED must be an integer, got {value!r}") from err
+
+
+def generator(seed_value: int | None = None, device_: torch.device | str = "cpu") -> torch.Generator:
+    """A `torch.Generator` seeded with `seed_value` (default: `seed()`), so no code uses the global RNG."""
+    g = torch.Generator(device=device_)
+    g.manual_seed(seed() if seed_value is None else int(seed_value))
+    return g
+
+
+def show_path(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it, so printed outputs hold no home folder."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT)) or "."
+    except ValueError:
+        return str(path)
+
+
+def describe() -> str:
+    """One line a notebook prints at its top: mode, device and checkpoint folder."""
+    return f"mode={mode()}  device={device().type}  checkpoints={show_path(checkpoint_dir())}"

@@ -1,0 +1,49 @@
+"""Training losses. Each takes (model, x0, ..., generator) and returns a scalar tensor."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .schedules import DDPMSchedule, expand_like
+
+
+def _randn_like(x: Tensor, generator: torch.Generator) -> Tensor:
+    return torch.randn(x.shape, generator=generator).to(x)
+
+
+def ddpm_loss(model: nn.Module, x0: Tensor, schedule: DDPMSchedule, generator: torch.Generator) -> Tensor:
+    """Noise-prediction loss E_{i, x0, eps} |eps - eps_theta(x_i, i/T)|^2 (Ho et al. 2020, eq. 14, Alg. 1).
+
+    x0: (B, ...) clean data; i ~ U{1..T}; mean over batch and dimensions. Chapters 1 and 6.
+    """
+    i = torch.randint(1, schedule.T + 1, (x0.shape[0],), generator=generator)
+    noise = _randn_like(x0, generator)
+    x_i = schedule.q_sample(x0, i, noise)
+    return (model(x_i, schedule.time(i).to(x0.device)) - noise).pow(2).mean()
+
+
+def ncsn_score(model: nn.Module, x: Tensor, level: Tensor, sigmas: Tensor) -> Tensor:
+    """Noise-conditional score s_theta(x, sigma_j) = net(x, j / (L - 1)) / sigma_j.
+
+    x: (B, ...); level: (B,) integer indices j in 0..L-1 into sigmas (L,). Dividing by sigma builds in the
+    known scale |score| ~ 1/sigma (Song & Ermon 2020, technique 3), so the net's output is O(1). Chapter 2.
+    """
+    L = len(sigmas)
+    sigma = sigmas.to(x.device)[level]
+    return model(x, level.float().to(x.device) / (L - 1)) / expand_like(sigma, x)
+
+
+def ncsn_loss(model: nn.Module, x0: Tensor, sigmas: Tensor, generator: torch.Generator) -> Tensor:
+    """Denoising score matching over noise levels with lambda(sigma) = sigma^2 (Song & Ermon 2019, eq. 5-6).
+
+    For x~ = x0 + sigma z the target score is grad log q_sigma(x~ | x0) = -z / sigma, so
+    1/2 sigma^2 |s_theta(x~, sigma) + z / sigma|^2 = 1/2 |sigma s_theta + z|^2, which is O(1) at every level.
+    Mean over the batch of the sum over dimensions. Chapter 2.
+    """
+    level = torch.randint(0, len(sigmas), (x0.shape[0],), generator=generator)
+    z = _randn_like(x0, generator)
+    sigma = expand_like(sigmas[level].to(x0), x0)
+    x_noisy = x0 + sigma * z
+    s = ncsn_score(model, x_noisy, level, sigmas)
+    return 0.5 * (sigma * s + z).pow(2).flatten(1).sum(1).mean()

@@ -1,0 +1,149 @@
+"""One training loop for every model of the course: seeded, device-agnostic, resumable.
+
+The loop knows nothing about diffusion: a model, a loss `loss_fn(model, batch, generator) -> scalar`
+and a batch source `draw_batch(generator) -> batch` are all it needs. All randomness (batches, noise,
+times) comes from one `torch.Generator`, whose state is saved in the resume file with the weights and the
+optimizer, so a run killed at any step and resumed ends with the same weights as an unbroken run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .checkpoints import load_torch, save_torch
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns: the loss of every step, the steps done, wall time, and where it resumed."""
+
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    resumed_from: int = 0
+    ema_state: dict | None = None
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a tensor, or a tuple/list of tensors, to `device`."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    return batch
+
+
+def fingerprint(config: dict) -> str:
+    """A string that identifies a training configuration (resume files only resume the same run)."""
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _lr_factor(schedule: str, steps: int, warmup: int) -> Callable[[int], float]:
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+        if schedule == "constant":
+            return warm
+        return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+
+    return factor
+
+
+@torch.no_grad()
+def _ema_update(ema: dict[str, Tensor], model: nn.Module, decay: float) -> None:
+    for name, value in model.state_dict().items():
+        if value.is_floating_point():
+            ema[name].mul_(decay).add_(value, alpha=1.0 - decay)
+        else:
+            ema[name].copy_(value)
+
+
+def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Generator], Any], *,
+          steps: int, lr: float, generator: torch.Generator, device: torch.device | str = "cpu",
+          lr_schedule: str = "constant", warmup: int = 0, grad_clip: float | None = None,
+          ema_decay: float | None = None, resume_path: str | Path | None = None,
+          checkpoint_every: int = 1000, run_config: dict | None = None, progress: bool = True,
+          desc: str = "training") -> TrainResult:
+    """Adam on `loss_fn` for `steps` steps. Used by every chapter through `models.train_model`.
+
+    model: trained in place (moved to `device`). generator: a CPU generator driving all randomness.
+    grad_clip: clip the gradient's global norm; ema_decay: keep an exponential moving average of the
+    weights (returned as `ema_state`). resume_path: every `checkpoint_every` steps the weights, optimizer,
+    EMA, step and generator state are written there (atomically); a later call with the same path and
+    `run_config` continues from it. The file is removed when training completes.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if lr <= 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
+    device = torch.device(device)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(lr_schedule, steps, warmup))
+    ema = copy.deepcopy(model.state_dict()) if ema_decay is not None else None
+    result = TrainResult()
+    tag = fingerprint(run_config or {})
+
+    start = 0
+    resume_path = Path(resume_path) if resume_path is not None else None
+    if resume_path is not None and resume_path.exists():
+        state = load_torch(resume_path, map_location=device)
+        if state.get("fingerprint") == tag:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"].cpu())
+            if ema is not None:
+                ema = state["ema"]
+            result.losses = list(state["losses"])
+            start = result.resumed_from = int(state["step"])
+        else:
+            print(f"ignoring {resume_path.name}: it belongs to another configuration")
+
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps,
+               mininterval=1.0)
+    for step in bar:
+        batch = to_device(draw_batch(generator), device)
+        loss = loss_fn(model, batch, generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or clip gradients")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            _ema_update(ema, model, ema_decay)
+        result.losses.append(loss.item())
+        if progress and (step % 100 == 0 or step == steps - 1):
+            bar.set_postfix(loss=f"{sum(result.losses[-100:]) / len(result.losses[-100:]):.4f}")
+        done = step + 1
+        if resume_path is not None and done % checkpoint_every == 0 and done < steps:
+            save_torch({"fingerprint": tag, "step": done, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "generator": generator.get_state(), "ema": ema, "losses": result.losses},
+                       resume_path)
+    bar.close()
+    result.steps = steps
+    result.seconds = time.perf_counter() - t0
+    result.ema_state = ema
+    if resume_path is not None and resume_path.exists():
+        resume_path.unlink()
+    model.eval()
+    return result
