@@ -211,3 +211,17 @@ def from_model_range(images: Tensor) -> Tensor:
 def _check_positive_int(name: str, value) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def noised_score(x: Tensor, reference: Tensor, sigma: float) -> Tensor:
+    """Score of the data smoothed by N(0, sigma^2 I), estimated with a reference sample. Chapter 2.
+
+    p_sigma(x) = E_y N(x; y, sigma^2 I) over data y, so grad log p_sigma(x) = sum_j w_j(x) (y_j - x) / sigma^2
+    with w = softmax_j(-|x - y_j|^2 / (2 sigma^2)): exact for the empirical distribution of `reference`
+    (m, d), and close to the true noised score when m is large and sigma is not tiny.
+    x: (n, d) -> (n, d).
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    w = torch.softmax(-torch.cdist(x, reference).pow(2) / (2 * sigma**2), dim=1)
+    return (w @ reference - x) / sigma**2

@@ -119,6 +119,7 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
              "torch": torch.__version__, "created": datetime.date.today().isoformat()}
     if save:
         checkpoints.save_model(folder, name, model.state_dict(), cfg, entry, dtype=spec.store_dtype)
+        entry = checkpoints.read_manifest(folder)["models"][name]
     return model, entry, result
 
 
@@ -231,7 +232,7 @@ register(ModelSpec(
             "process": {"T": 1000, "beta_1": 1e-4, "beta_T": 0.02, "noise": MOONS_NOISE},
             "train": {"steps": 30_000, "batch": 1024, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 200,
                       "ema_decay": 0.999, "seed": 0}},
-    fast={"steps": 600},
+    fast={"steps": 600, "ema_decay": 0.98},
     build=_moons_build, batches=_moons_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, _ddpm_schedule(cfg), g)),
     sample=_moons_ddpm_sample, evaluate=lambda model, cfg, dev: _moons_eval(model, cfg, dev, _moons_ddpm_sample),
@@ -266,7 +267,7 @@ register(ModelSpec(
             "sample": {"eps": 2e-5, "steps_per_level": 100},
             "train": {"steps": 30_000, "batch": 1024, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 200,
                       "ema_decay": 0.999, "seed": 0}},
-    fast={"steps": 600},
+    fast={"steps": 600, "ema_decay": 0.98},
     build=_moons_build, batches=_moons_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ncsn_loss(model, x0, _ncsn_sigmas(cfg), g)),
     sample=_moons_ncsn_sample, evaluate=lambda model, cfg, dev: _moons_eval(model, cfg, dev, _moons_ncsn_sample),

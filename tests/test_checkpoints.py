@@ -1,0 +1,124 @@
+"""Checkpoints: round trip, tamper detection, atomic writes, resume after a crash, load_or_train."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import checkpoints, config, models, training
+
+
+def _tiny():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+
+
+def test_save_and_load_round_trip_with_manifest(tmp_path):
+    model = _tiny()
+    checkpoints.save_model(tmp_path, "tiny", model.state_dict(), {"arch": {"h": 8}}, {"mode": "full"})
+    state, entry = checkpoints.load_model(tmp_path, "tiny")
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["models"]["tiny"]["sha256"] == checkpoints.sha256_file(tmp_path / "tiny.pt")
+    assert entry["config"] == {"arch": {"h": 8}} and entry["mode"] == "full"
+
+
+def test_bfloat16_storage_round_trips_within_its_precision(tmp_path):
+    model = _tiny()
+    checkpoints.save_model(tmp_path, "tiny", model.state_dict(), {}, {}, dtype=torch.bfloat16)
+    state, _ = checkpoints.load_model(tmp_path, "tiny")
+    for k, v in model.state_dict().items():
+        assert state[k].dtype == torch.bfloat16
+        assert torch.allclose(state[k].float(), v, rtol=1e-2, atol=1e-3)
+
+
+def test_a_tampered_file_is_refused(tmp_path):
+    checkpoints.save_model(tmp_path, "tiny", _tiny().state_dict(), {}, {})
+    raw = bytearray((tmp_path / "tiny.pt").read_bytes())
+    raw[-30] ^= 0xFF
+    (tmp_path / "tiny.pt").write_bytes(bytes(raw))
+    with pytest.raises(checkpoints.CheckpointError, match="does not match its manifest"):
+        checkpoints.load_model(tmp_path, "tiny")
+
+
+def test_missing_entry_and_file_say_how_to_train(tmp_path):
+    with pytest.raises(checkpoints.CheckpointError, match="python -m helpers train tiny"):
+        checkpoints.load_model(tmp_path, "tiny")
+    checkpoints.save_model(tmp_path, "tiny", _tiny().state_dict(), {}, {})
+    (tmp_path / "tiny.pt").unlink()
+    with pytest.raises(checkpoints.CheckpointError, match="missing"):
+        checkpoints.load_model(tmp_path, "tiny")
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "a.pt"
+    checkpoints.save_torch({"x": torch.ones(3)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        checkpoints.save_torch({"x": Unpicklable()}, path)
+    assert torch.equal(checkpoints.load_torch(path)["x"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+def _run(steps, resume_path=None, crash_at=None):
+    model = _tiny()
+    target = lambda x: (x**2).sum(1, keepdim=True)  # noqa: E731
+
+    def loss_fn(m, x, g):
+        loss_fn.calls += 1
+        if crash_at is not None and loss_fn.calls > crash_at:
+            raise KeyboardInterrupt("killed")
+        return (m(x) - target(x)).pow(2).mean() + 0 * torch.randn(1, generator=g).sum()
+
+    loss_fn.calls = 0
+    draw = lambda g: torch.randn(32, 2, generator=g)  # noqa: E731
+    result = training.train(model, loss_fn, draw, steps=steps, lr=1e-2, generator=config.generator(0),
+                            ema_decay=0.9, resume_path=resume_path, checkpoint_every=25,
+                            run_config={"steps": steps}, progress=False)
+    return model, result
+
+
+def test_training_killed_midway_resumes_to_the_same_weights(tmp_path):
+    straight, r0 = _run(100)
+    resume = tmp_path / "tiny.resume.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _run(100, resume, crash_at=60)
+    assert resume.exists()
+    resumed, r1 = _run(100, resume)
+    assert r1.resumed_from == 50
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    assert r1.losses == r0.losses
+    assert all(torch.equal(r0.ema_state[k], r1.ema_state[k]) for k in r0.ema_state)
+    assert not resume.exists()
+
+
+def test_training_is_seeded_and_checks_its_arguments():
+    a, _ = _run(30)
+    b, _ = _run(30)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ValueError, match="steps"):
+        training.train(_tiny(), None, None, steps=0, lr=1e-3, generator=config.generator(0))
+
+
+def test_load_or_train_trains_when_missing_then_loads(tmp_checkpoints, capsys):
+    model, entry = models.load_or_train("moons-ddpm", mode="fast", progress=False)
+    assert entry["mode"] == "fast" and (tmp_checkpoints / "moons-ddpm.pt").exists()
+    assert "training it now" in capsys.readouterr().out
+    again, entry2 = models.load_or_train("moons-ddpm", mode="fast", progress=False)
+    assert entry2["sha256"] == entry["sha256"]
+    assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_incompatible_checkpoint_is_refused(tmp_checkpoints):
+    spec = models.get("moons-ddpm")
+    cfg = spec.budget("fast")
+    cfg["arch"]["hidden"] = 16
+    small = models.nets.TimeMLP(dim=2, **cfg["arch"])
+    checkpoints.save_model(tmp_checkpoints, "moons-ddpm", small.state_dict(), cfg, {"mode": "full"})
+    with pytest.raises(checkpoints.CheckpointError, match="another architecture"):
+        models.load("moons-ddpm")

@@ -1,0 +1,57 @@
+"""The command line: errors are one line with status 2; list, train and sample work."""
+
+import numpy as np
+import pytest
+
+from helpers import cli, config, data
+
+
+def _run(capsys, *argv):
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "nope", "--n", "3", "--out", "x.npy"], "unknown model 'nope'"),
+    (["sample", "moons-ddpm", "--n", "0", "--out", "x.npy"], "positive integer"),
+    (["sample", "moons-ddpm", "--n", "abc", "--out", "x.npy"], "positive integer"),
+    (["sample", "moons-ddpm", "--n", "5", "--steps", "-1", "--out", "x.npy"], "positive integer"),
+    (["sample", "moons-ddpm", "--n", "5", "--out", "/no/such/folder/x.npy"], "does not exist"),
+    (["sample", "moons-ddpm", "--n", "5", "--out", "x.txt"], ".npy"),
+    (["sample", "moons-ddpm", "--n", "5", "--out", "x.npy", "--sampler", "ode"], "samplers"),
+    (["train", "nope"], "unknown model"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_status_2(capsys, argv, message):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+
+
+def test_list_names_every_model(capsys):
+    code, out, _ = _run(capsys, "list")
+    assert code == 0 and "moons-ddpm" in out and "moons-ncsn" in out
+
+
+def test_sample_from_the_shipped_checkpoints_in_data_coordinates(capsys, tmp_path):
+    for name, steps in (("moons-ddpm", 100), ("moons-ncsn", 10)):
+        out = tmp_path / f"{name}.npy"
+        code, stdout, err = _run(capsys, "sample", name, "--n", "500", "--out", str(out),
+                                 "--steps", str(steps), "--seed", "1")
+        assert code == 0, err
+        x = np.load(out)
+        assert x.shape == (500, 2) and x.dtype == np.float32
+        mean, _ = data.moons_moments(0.05)
+        assert np.allclose(x.mean(0), mean.numpy(), atol=0.15)  # moons' own coordinates, not standardised
+
+
+def test_train_fast_writes_a_checkpoint_and_manifest_entry(capsys, tmp_checkpoints):
+    code, out, err = _run(capsys, "train", "moons-ncsn", "--fast", "--no-progress")
+    assert code == 0, err
+    assert (tmp_checkpoints / "moons-ncsn.pt").exists() and "mmd2_bw0.1" in out
+    code, out, _ = _run(capsys, "list")
+    assert "checkpoint ok (fast mode" in out
