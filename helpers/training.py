@@ -25,7 +25,8 @@ from .checkpoints import load_torch, save_torch
 
 @dataclass
 class TrainResult:
-    """What `train` returns: the loss of every step, the steps done, wall time, and where it resumed."""
+    """What `train` returns: the loss of every step, the steps done, wall time (all runs of a resumed
+    training together), and the step it resumed from."""
 
     losses: list[float] = field(default_factory=list)
     steps: int = 0
@@ -110,11 +111,12 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
             if ema is not None:
                 ema = state["ema"]
             result.losses = list(state["losses"])
+            result.seconds = float(state.get("seconds", 0.0))
             start = result.resumed_from = int(state["step"])
         else:
             print(f"ignoring {resume_path.name}: it belongs to another configuration")
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - result.seconds
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps,
                mininterval=1.0)
     for step in bar:
@@ -137,7 +139,8 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         if resume_path is not None and done % checkpoint_every == 0 and done < steps:
             save_torch({"fingerprint": tag, "step": done, "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "generator": generator.get_state(), "ema": ema, "losses": result.losses},
+                        "generator": generator.get_state(), "ema": ema, "losses": result.losses,
+                        "seconds": time.perf_counter() - t0},
                        resume_path)
     bar.close()
     result.steps = steps
