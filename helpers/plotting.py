@@ -95,18 +95,22 @@ def autocorrelation_plot(rho, ax=None, title: str = "autocorrelation", step: int
 
 
 def score_field(score_fn, ax=None, title: str = "", lims: tuple = ((-1.5, 2.5), (-1.0, 1.5)), n: int = 21,
-                color: str = "k"):
-    """Quiver plot of a 2D vector field score_fn((m, 2) numpy) -> (m, 2) on an n x n grid. Chapter 2.
+                colorbar: bool = False):
+    """Directions of a 2D vector field score_fn((m, 2) numpy) -> (m, 2) on an n x n grid. Chapter 2.
 
-    Arrows are scaled to a common length per plot so that directions read clearly; colour is not used.
+    Arrows have unit length (a score's size spans orders of magnitude); their colour is log10 |score|
+    (viridis: dark is small, yellow is large), with a colour bar when `colorbar`.
     """
     ax = ax or plt.subplots(figsize=(5, 4))[1]
     gx, gy = np.meshgrid(np.linspace(*lims[0], n), np.linspace(*lims[1], n))
     pts = np.stack([gx.ravel(), gy.ravel()], 1)
     v = np.asarray(score_fn(pts))
-    norm = np.linalg.norm(v, axis=1, keepdims=True)
-    v = v / (norm.max() + 1e-12)
-    ax.quiver(pts[:, 0], pts[:, 1], v[:, 0], v[:, 1], color=color, angles="xy", scale=12, width=0.003)
+    norm = np.linalg.norm(v, axis=1)
+    u = v / (norm[:, None] + 1e-12)
+    q = ax.quiver(pts[:, 0], pts[:, 1], u[:, 0], u[:, 1], np.log10(norm + 1e-12), cmap="viridis",
+                  angles="xy", scale=n * 1.1, width=0.004)
+    if colorbar:
+        ax.figure.colorbar(q, ax=ax, shrink=0.8, label="log10 |score|")
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$", xlim=lims[0], ylim=lims[1], aspect="equal")
     return ax
 
@@ -146,6 +150,9 @@ def sde_heatmaps(times, states, exact_density, bins, title: str = "", paths=None
     Returns the figure.
     """
     times = np.asarray(times, dtype=float)
+    order = np.argsort(times)  # reverse runs are stored from t = 1 down; draw time increasing
+    times, states = times[order], np.asarray(states)[order]
+    paths = None if paths is None else np.asarray(paths)[order]
     centres = 0.5 * (np.asarray(bins)[1:] + np.asarray(bins)[:-1])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True, constrained_layout=True)
     heatmap(times, centres, time_density(states, bins), axes[0], "samples", vmax, colorbar=False)
