@@ -23,10 +23,10 @@ def test_sample_moons_is_seeded_and_matches_make_moons_distribution():
     assert torch.equal(a, b)
     sk = data.make_moons(2000, 0.05, seed=1)
     iid = data.sample_moons(2000, 0.05, config.generator(1))
-    floor = metrics.mmd2_unbiased(data.sample_moons(2000, 0.05, config.generator(2)),
-                                  data.sample_moons(2000, 0.05, config.generator(4)))
     assert sk.shape == (2000, 2) and sk.dtype == torch.float32
-    assert abs(metrics.mmd2_unbiased(sk, iid) - floor) < 5e-4
+    # same distribution: |MMD^2| stays within a few floor spreads (~1.5e-4); a 0.1 shift is far outside
+    assert abs(metrics.mmd2_unbiased(sk, iid)) < 1e-3
+    assert metrics.mmd2_unbiased(sk + torch.tensor([0.1, 0.0]), iid) > 3e-3
 
 
 def test_sample_moons_rejects_bad_arguments():
