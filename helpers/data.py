@@ -225,3 +225,18 @@ def noised_score(x: Tensor, reference: Tensor, sigma: float) -> Tensor:
         raise ValueError(f"sigma must be positive, got {sigma}")
     w = torch.softmax(-torch.cdist(x, reference).pow(2) / (2 * sigma**2), dim=1)
     return (w @ reference - x) / sigma**2
+
+
+_MNIST_CACHE: dict[tuple[bool, str], tuple[Tensor, Tensor]] = {}
+
+
+def mnist_tensors_cached(train: bool = True) -> tuple[Tensor, Tensor]:
+    """`mnist_tensors(train)` from `config.data_root()`, read from disk once per process. Chapters 6-8.
+
+    Returns the same tensors on every call (images (N, 1, 28, 28) float32 in [0, 1], labels (N,) int64):
+    treat them as read-only. Nothing is read at import time; the first call reads the split.
+    """
+    key = (bool(train), str(config.data_root()))
+    if key not in _MNIST_CACHE:
+        _MNIST_CACHE[key] = mnist_tensors(train=train)
+    return _MNIST_CACHE[key]

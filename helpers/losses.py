@@ -47,3 +47,18 @@ def ncsn_loss(model: nn.Module, x0: Tensor, sigmas: Tensor, generator: torch.Gen
     x_noisy = x0 + sigma * z
     s = ncsn_score(model, x_noisy, level, sigmas)
     return 0.5 * (sigma * s + z).pow(2).flatten(1).sum(1).mean()
+
+
+def vpsde_loss(model: nn.Module, x0: Tensor, sde, generator: torch.Generator, eps: float = 1e-3) -> Tensor:
+    """Noise-prediction loss E_{t, x0, z} |eps_theta(x_t, t) - z|^2 for the VP-SDE. Chapters 5 and 7.
+
+    t ~ U(eps, 1), z ~ N(0, I), x_t = alpha(t) x0 + sigma(t) z (`sde`: a `sde.VPSDE`); mean over batch and
+    dimensions. With s_theta = -eps_theta / sigma this is denoising score matching with lambda(t) =
+    sigma(t)^2 (Song et al. 2021, eq. 7): sigma^2 |s_theta + z / sigma|^2 = |eps_theta - z|^2, whose target
+    z is O(1) at every t, where the score target -z / sigma grows like 1 / sigma as t -> 0.
+    """
+    t = eps + (1.0 - eps) * torch.rand(x0.shape[0], generator=generator, dtype=torch.float64)
+    t = t.to(x0)
+    z = _randn_like(x0, generator)
+    x_t = sde.perturb(x0, t, z)
+    return (model(x_t, t) - z).pow(2).mean()

@@ -196,3 +196,159 @@ def wasserstein_1d_cdf(x, cdf: Callable, lo: float | None = None, hi: float | No
     u = np.linspace(lo, hi, grid)
     f_n = np.searchsorted(x, u, side="right") / len(x)
     return float(np.trapezoid(np.abs(f_n - cdf(u)), u))
+
+
+# ---------------------------------------------------------------------------- MNIST sample quality (ch. 6-8)
+
+
+def frechet_distance(feats_a, feats_b) -> float:
+    """Frechet distance between Gaussians fitted to two feature samples (Heusel et al. 2017, "FID").
+
+    feats_a: (n, d), feats_b: (m, d) (arrays or tensors). With means m_a, m_b and covariances C_a, C_b
+    (unbiased, n - 1), FD = |m_a - m_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)), the squared 2-Wasserstein
+    distance between N(m_a, C_a) and N(m_b, C_b). The square root is scipy.linalg.sqrtm's; the tiny
+    imaginary parts round-off gives it are dropped, and when it is not finite (singular covariances, n <= d)
+    eps = 1e-6 is added to both diagonals, as in pytorch-fid. Like every FD it is biased upwards at finite
+    n: read it next to a floor computed at the same n (`mnist_quality`). Chapters 6, 7 and 8.
+    """
+    import warnings
+
+    from scipy import linalg
+
+    a = _as_2d(feats_a).numpy()
+    b = _as_2d(feats_b).numpy()
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feats_a and feats_b need the same dimension, got {a.shape} and {b.shape}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"frechet_distance needs at least 2 points in each sample, got {len(a)} and {len(b)}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    with warnings.catch_warnings():  # "matrix is singular" when n <= d or a feature is constant: expected
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov_a @ cov_b)
+        if not np.isfinite(covmean).all():
+            offset = 1e-6 * np.eye(len(cov_a))
+            covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    if np.iscomplexobj(covmean):
+        scale = max(1.0, float(np.abs(covmean.real).max()))
+        if np.abs(np.diagonal(covmean).imag).max() > 1e-3 * scale:
+            raise FloatingPointError(f"sqrtm(C_a C_b) has imaginary part {np.abs(covmean.imag).max():.3g}")
+        covmean = covmean.real
+    diff = mu_a - mu_b
+    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+
+
+# The evaluation classifier (models.py, "mnist-eval") trains on the first 50,000 MNIST training images;
+# the last 10,000 (indices 50,000..59,999) it never sees are the real sample of the FD floor.
+MNIST_HELD_OUT = (50_000, 60_000)
+
+_FEATURE_CACHE = None  # weakref.WeakKeyDictionary: classifier -> {(split, seed, n): (features, predictions)}
+
+
+def _classifier_outputs(classifier, images01: Tensor, batch: int = 200) -> tuple[Tensor, Tensor]:
+    """Features (n, d) float64 and predicted classes (n,) of images (n, 1, 28, 28) in [0, 1]."""
+    device = next(classifier.parameters()).device
+    was_training = classifier.training
+    classifier.eval()
+    feats, preds = [], []
+    try:
+        with torch.no_grad():
+            for chunk in images01.split(batch):
+                f = classifier.features(chunk.to(device))
+                feats.append(f.double().cpu())
+                preds.append(classifier.head(f).argmax(1).cpu())
+    finally:
+        classifier.train(was_training)
+    return torch.cat(feats), torch.cat(preds)
+
+
+def _reference_outputs(classifier, split: str, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Classifier outputs on the real reference images, cached per classifier instance.
+
+    split "test": n MNIST test images, the first n of torch.randperm(10000) seeded `seed`;
+    split "held_out": n of the held-out training images MNIST_HELD_OUT, the first n of their
+    torch.randperm seeded `seed + 1`. The classifier must not change after its first use here.
+    """
+    global _FEATURE_CACHE
+    import weakref
+
+    from . import config, data
+
+    if _FEATURE_CACHE is None:
+        _FEATURE_CACHE = weakref.WeakKeyDictionary()
+    cache = _FEATURE_CACHE.setdefault(classifier, {})
+    key = (split, int(seed), int(n))
+    if key not in cache:
+        if split == "test":
+            images = data.mnist_tensors_cached(train=False)[0]
+            idx = torch.randperm(len(images), generator=config.generator(seed))[:n]
+        else:
+            lo, hi = MNIST_HELD_OUT
+            images = data.mnist_tensors_cached(train=True)[0]
+            idx = lo + torch.randperm(hi - lo, generator=config.generator(seed + 1))[:n]
+        cache[key] = _classifier_outputs(classifier, images[idx])
+    return cache[key]
+
+
+def _class_tv(predictions: Tensor, label_freq: Tensor) -> float:
+    """Total variation between the histogram of predicted classes and the frequencies `label_freq` (10,)."""
+    hist = torch.bincount(predictions, minlength=10).double() / len(predictions)
+    return float(0.5 * (hist - label_freq).abs().sum())
+
+
+def mnist_fd_floor(classifier, n: int, n_reference_seed: int = 0) -> float:
+    """FD between n held-out real training images and n test images (both as in `mnist_quality`).
+
+    What a perfect sampler scores at this n, in the features of `classifier` (a `nets.MNISTClassifier`).
+    """
+    _check_mnist_n(n)
+    test_feats, _ = _reference_outputs(classifier, "test", n, n_reference_seed)
+    held_feats, _ = _reference_outputs(classifier, "held_out", n, n_reference_seed)
+    return frechet_distance(held_feats, test_feats)
+
+
+def _check_mnist_n(n: int) -> None:
+    lo, hi = MNIST_HELD_OUT
+    if not 2 <= n <= min(10_000, hi - lo):
+        raise ValueError(f"mnist_quality needs between 2 and 10000 images, got n={n}")
+
+
+def mnist_quality(images01, classifier, n_reference_seed: int = 0) -> dict:
+    """Sample quality of n generated MNIST digits, beside what n real digits score. Chapters 6, 7 and 8.
+
+    images01: (n, 28, 28) or (n, 1, 28, 28) pixels in [0, 1] (array or tensor), 2 <= n <= 10,000;
+    classifier: a trained `nets.MNISTClassifier` (the "mnist-eval" model), whose penultimate features
+    are the feature space. Returns a dict:
+      fd              FD (`frechet_distance`) between the samples' features and those of n MNIST test
+                      images (the first n of torch.randperm(10000) seeded n_reference_seed);
+      fd_floor        FD between n real training images the classifier never saw (from MNIST_HELD_OUT,
+                      the first n of a randperm seeded n_reference_seed + 1) and the same n test images:
+                      what a perfect sampler scores at this n;
+      class_histogram how many samples the classifier puts in each class 0..9 (list of 10 ints);
+      class_tv        total variation between that histogram (normalised) and the test labels' frequencies,
+                      and class_tv_floor the same for the held-out real images' predictions;
+      n               the number of samples.
+    Features of the real images are cached per classifier instance, so repeated calls are cheap.
+    """
+    from . import data
+
+    x = torch.as_tensor(np.asarray(images01) if not isinstance(images01, Tensor) else images01).float()
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
+        raise ValueError(f"images01 must have shape (n, 28, 28) or (n, 1, 28, 28), got {tuple(x.shape)}")
+    n = len(x)
+    _check_mnist_n(n)
+    lo_px, hi_px = float(x.min()), float(x.max())
+    if lo_px < -1e-3 or hi_px > 1 + 1e-3:
+        raise ValueError(f"images01 must hold pixels in [0, 1], got values in [{lo_px:.3g}, {hi_px:.3g}] "
+                         "(model outputs in [-1, 1] go through data.from_model_range first)")
+    feats, preds = _classifier_outputs(classifier, x.clamp(0.0, 1.0))
+    test_feats, _ = _reference_outputs(classifier, "test", n, n_reference_seed)
+    held_feats, held_preds = _reference_outputs(classifier, "held_out", n, n_reference_seed)
+    labels = data.mnist_tensors_cached(train=False)[1]
+    label_freq = torch.bincount(labels, minlength=10).double() / len(labels)
+    return {"fd": frechet_distance(feats, test_feats), "fd_floor": frechet_distance(held_feats, test_feats),
+            "class_histogram": torch.bincount(preds, minlength=10).tolist(),
+            "class_tv": _class_tv(preds, label_freq), "class_tv_floor": _class_tv(held_preds, label_freq),
+            "n": n}

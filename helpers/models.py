@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import checkpoints, config, data, losses, metrics, nets, samplers
+from . import sde as vpsde
 from .langevin import annealed_langevin
 from .schedules import DDPMSchedule, geometric_sigmas
 
@@ -86,12 +87,14 @@ def _hardware(device: torch.device) -> str:
 
 
 def train_model(name: str, mode: str | None = None, device: str | torch.device | None = None,
-                folder: str | Path | None = None, progress: bool = True, save: bool = True):
+                folder: str | Path | None = None, progress: bool = True, save: bool = True,
+                evaluate: bool = True):
     """Train `name` with the budget of `mode` (default: config.mode()) and save it with its manifest entry.
 
     folder: where the checkpoint and manifest go (default: config.checkpoint_dir()); notebooks pass a
     temporary folder for their short fast-mode runs so the shipped checkpoints stay untouched.
     A resume file `folder/name.resume.pt` is written while training; rerunning after a kill continues.
+    evaluate: measure the spec's metrics for the manifest (False skips it, e.g. in tests).
     Returns (model in eval mode on `device`, manifest entry dict, TrainResult).
     """
     from .training import train
@@ -102,8 +105,11 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
     dev = config.device(device) if not isinstance(device, torch.device) else device
     folder = Path(folder) if folder is not None else config.checkpoint_dir()
     tc = cfg["train"]
-    model = spec.build(cfg)
-    g = config.generator(tc.get("seed", config.seed()))
+    seed = tc.get("seed", config.seed())
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
+        torch.manual_seed(seed)
+        model = spec.build(cfg)
+    g = config.generator(seed)
     result = train(model, spec.loss(cfg), spec.batches(cfg), steps=tc["steps"], lr=tc["lr"], generator=g,
                    device=dev, lr_schedule=tc.get("lr_schedule", "constant"), warmup=tc.get("warmup", 0),
                    grad_clip=tc.get("grad_clip"), ema_decay=tc.get("ema_decay"),
@@ -113,7 +119,7 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
     if result.ema_state is not None:
         model.load_state_dict(result.ema_state)
     model.eval()
-    entry = {"mode": mode, "metrics": spec.evaluate(model, cfg, dev), "train_steps": tc["steps"],
+    entry = {"mode": mode, "metrics": spec.evaluate(model, cfg, dev) if evaluate else {}, "train_steps": tc["steps"],
              "train_seconds": round(result.seconds, 1), "final_loss": float(np.mean(result.losses[-500:])),
              "parameters": nets.count_parameters(model), "hardware": _hardware(dev),
              "torch": torch.__version__, "created": datetime.date.today().isoformat()}
@@ -271,4 +277,242 @@ register(ModelSpec(
     build=_moons_build, batches=_moons_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ncsn_loss(model, x0, _ncsn_sigmas(cfg), g)),
     sample=_moons_ncsn_sample, evaluate=lambda model, cfg, dev: _moons_eval(model, cfg, dev, _moons_ncsn_sample),
+))
+
+
+# ------------------------------------------------------------------------------- 1D VP-SDE (ch. 5)
+
+
+SDE1D_MIXTURE = {"weights": [0.5, 0.5], "means": [-3.0, 3.0], "stds": [0.5, 0.5]}
+
+
+def sde1d_process(cfg: dict | None = None) -> tuple[vpsde.VPSDE, data.GaussianMixture1D, float]:
+    """(VP-SDE, data mixture, end time eps) of the `sde-1d` model's config (default: the registered one)."""
+    p = (cfg or get("sde-1d").config)["process"]
+    mix = data.GaussianMixture1D(p["weights"], p["means"], p["stds"])
+    return vpsde.VPSDE(p["beta_min"], p["beta_max"]), mix, float(p["eps"])
+
+
+def sde1d_score(model: nn.Module, cfg: dict | None = None) -> vpsde.ScoreFn:
+    """The learned score s_theta(x, t) = -eps_theta(x, t) / sigma(t) of an `sde-1d` network; x (B, 1), t (B,)."""
+    return vpsde.eps_score(model, sde1d_process(cfg)[0])
+
+
+def sde1d_score_error(score: vpsde.ScoreFn, cfg: dict | None = None, n: int = 4000, times: int = 50,
+                      seed: int = 7) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted score error E_t E_{x ~ p_t} sigma(t)^2 |s(x, t) - grad log p_t(x)|^2 against the exact score.
+
+    t on `times` evenly spaced values in [eps, 1], n exact draws of p_t at each (seeded). sigma^2 is the
+    training loss's weight lambda(t), so this is the part of the loss the network could still remove.
+    Returns (mean over t, the times (times,), the error at each time (times,)).
+    """
+    sde_, mix, eps = sde1d_process(cfg)
+    g = config.generator(seed)
+    ts = np.linspace(eps, 1.0, times)
+    errs = []
+    with torch.no_grad():
+        for t in ts:
+            x = vpsde.mixture_marginal(mix, sde_, t).sample(n, generator=g).reshape(-1, 1)
+            tb = torch.full((n,), float(t))
+            diff = score(x, tb) - vpsde.mixture_score(mix, sde_, x, tb)
+            errs.append(float((sde_.marginal_std(tb).reshape(-1, 1) ** 2 * diff**2).mean()))
+    return float(np.mean(errs)), ts, np.array(errs)
+
+
+def sde1d_quality(samples: np.ndarray, cfg: dict | None = None) -> dict:
+    """W1 and KS of (n,) samples against the exact mixture CDF, each beside its floor (3 significant figures).
+
+    The floor is the same statistic for n fresh draws of the mixture (mean and std over 20 draws): a
+    perfect sampler scores it, not 0. At n = 10,000 the W1 floor is about 0.028, most of it from the
+    binomial spread of the share of points in each mode times the 6 between the modes.
+    """
+    _, mix, _ = sde1d_process(cfg)
+    x = np.ravel(np.asarray(samples, dtype=np.float64))
+    lo, hi = min(mix.means) - 8 * max(mix.stds), max(mix.means) + 8 * max(mix.stds)
+    draw = lambda seed: mix.sample(len(x), seed=20_000 + seed).numpy()  # noqa: E731
+    # the reference of both statistics is the exact CDF, so with_floor's second sample goes unused
+    stats = {"w1": lambda a, _ref: metrics.wasserstein_1d_cdf(a, mix.cdf, lo, hi),
+             "ks": lambda a, _ref: metrics.ks_statistic(a, mix.cdf)}
+    out = {}
+    for key, fn in stats.items():
+        r = metrics.with_floor(fn, x, draw, repeats=20)
+        out[key], out[key + "_floor"], out[key + "_floor_std"] = r["value"], r["floor"], r["floor_std"]
+    return {k: float(f"{v:.3g}") for k, v in out.items()}
+
+
+def _sde1d_build(cfg: dict) -> nn.Module:
+    """TimeMLP(dim=1); `train_model` seeds its initial weights from the training seed."""
+    return nets.TimeMLP(dim=1, **cfg["arch"])
+
+
+def _sde1d_batches(cfg: dict):
+    _, mix, _ = sde1d_process(cfg)
+    batch = cfg["train"]["batch"]
+    return lambda g: mix.sample(batch, generator=g).reshape(-1, 1)
+
+
+def _sde1d_loss(cfg: dict):
+    sde_, _, eps = sde1d_process(cfg)
+    return lambda model, x0, g: losses.vpsde_loss(model, x0, sde_, g, eps)
+
+
+def _sde1d_sample(model, cfg, n, steps, g, device, sampler: str = "sde"):
+    """Reverse SDE (Euler-Maruyama) or probability-flow ODE ("euler", "heun") from N(0, 1) to t = eps: (n,)."""
+    sde_, _, eps = sde1d_process(cfg)
+    x, _ = vpsde.reverse_sample(sde_, vpsde.eps_score(model, sde_), (n, 1), steps or cfg["sample"]["steps"],
+                                g, sampler=sampler, eps=eps, device=device)
+    return x.cpu().reshape(-1).numpy()
+
+
+def _sde1d_eval(model, cfg, device):
+    tc = cfg["train"]
+    x = _sde1d_sample(model, cfg, tc["eval_n"], tc["eval_steps"], config.generator(0), device)
+    out = sde1d_quality(x, cfg)
+    out["score_err"] = float(f"{sde1d_score_error(vpsde.eps_score(model.cpu(), sde1d_process(cfg)[0]), cfg)[0]:.3g}")
+    model.to(device)
+    return out
+
+
+register(ModelSpec(
+    name="sde-1d", chapter=5, summary="VP-SDE noise predictor on 0.5 N(-3, 0.5^2) + 0.5 N(3, 0.5^2)",
+    config={"arch": {"hidden": 64, "depth": 2, "time_dim": 64},
+            "process": {"beta_min": 0.1, "beta_max": 20.0, "eps": vpsde.EPS, **SDE1D_MIXTURE},
+            "sample": {"steps": 1000},
+            "train": {"steps": 30_000, "batch": 1024, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 200,
+                      "ema_decay": 0.999, "seed": 0, "eval_n": 10_000, "eval_steps": 1000}},
+    fast={"steps": 300, "ema_decay": 0.98, "eval_n": 2000, "eval_steps": 200},
+    build=_sde1d_build, batches=_sde1d_batches, loss=_sde1d_loss, sample=_sde1d_sample, evaluate=_sde1d_eval,
+    sample_options={"sampler": ("sde", "euler", "heun")},
+))
+
+
+# ------------------------------------------------------------------------------------- MNIST (ch. 6-8)
+#
+# Budgets, measured with one CPU thread (OMP_NUM_THREADS=1) on the course's 2-core build machine:
+#   mnist-eval  full: 1,500 steps of batch 128 (3.8 passes over its 50,000 images), about 0.45 s a step,
+#               12 minutes; fast: 60 steps of batch 64, plus the test-set evaluation, about 30 s.
+#   mnist-ddpm  full: 30,000 steps of batch 128 (64 epochs), 2-3 s a step on one CPU thread (about a day:
+#               a GPU job); fast: 30 steps of batch 32, about 20 s, a smoke test that yields noise.
+#               Sampling: about 7.5 ms per image per step at batch 64 on one CPU thread.
+
+
+def _mnist_train_images(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images (N, 1, 28, 28) in [0, 1] and labels (N,) a model of `cfg` trains on.
+
+    MNIST is read from disk on the first call of the process (data.mnist_tensors_cached), never at import.
+    `process.train_images` (the classifier's) keeps only the first that many, holding out the rest.
+    """
+    images, labels = data.mnist_tensors_cached(train=True)
+    keep = cfg["process"].get("train_images", len(images))
+    return images[:keep], labels[:keep]
+
+
+def augment_digits(images01: torch.Tensor, degrees: float, shift: float, generator: torch.Generator) -> torch.Tensor:
+    """Random rotations in [-degrees, degrees] and shifts in [-shift, shift] pixels, bilinear, zero fill.
+
+    images01: (B, 1, H, W) -> (B, 1, H, W). The classifier's augmentation (chapter 6).
+    """
+    B, _, H, W = images01.shape
+    angle = (torch.rand(B, generator=generator) * 2 - 1) * degrees * np.pi / 180
+    move = (torch.rand(B, 2, generator=generator) * 2 - 1) * shift * 2 / torch.tensor([W, H])
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, move[:, 0]], 1), torch.stack([sin, cos, move[:, 1]], 1)], 1)
+    grid = nn.functional.affine_grid(theta.to(images01), list(images01.shape), align_corners=False)
+    return nn.functional.grid_sample(images01, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _eval_build(cfg: dict) -> nn.Module:
+    return nets.MNISTClassifier(**cfg["arch"])
+
+
+def _eval_batches(cfg: dict):
+    images, labels = _mnist_train_images(cfg)
+    tc = cfg["train"]
+
+    def draw(g):
+        idx = torch.randint(0, len(images), (tc["batch"],), generator=g)
+        return augment_digits(images[idx], tc["degrees"], tc["shift"], g), labels[idx]
+
+    return draw
+
+
+@torch.no_grad()
+def mnist_test_accuracy(classifier: nn.Module, device: torch.device | str = "cpu") -> float:
+    """Accuracy of a `nets.MNISTClassifier` on the 10,000 MNIST test images."""
+    images, labels = data.mnist_tensors_cached(train=False)
+    classifier.eval()
+    correct = sum(int((classifier(x.to(device)).argmax(1).cpu() == y).sum())
+                  for x, y in zip(images.split(200), labels.split(200)))
+    return correct / len(labels)
+
+
+def _eval_evaluate(model, cfg, device):
+    floor = metrics.mnist_fd_floor(model, 1000)
+    return {"test_accuracy": round(mnist_test_accuracy(model, device), 4), "fd_floor_n1000": round(floor, 4)}
+
+
+def _eval_sample(*args, **kwargs):
+    raise ValueError("mnist-eval is a classifier and has no sampler")
+
+
+register(ModelSpec(
+    name="mnist-eval", chapter=6, summary="MNIST classifier whose features define the FD of chapters 6-8",
+    config={"arch": {"channels": [32, 64, 128], "feature_dim": 128, "dropout": 0.3},
+            "process": {"train_images": metrics.MNIST_HELD_OUT[0]},
+            "train": {"steps": 1500, "batch": 128, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 100,
+                      "degrees": 10.0, "shift": 2.0, "ema_decay": 0.99, "seed": 0}},
+    fast={"steps": 60, "batch": 64, "ema_decay": 0.9},
+    build=_eval_build, batches=_eval_batches,
+    loss=lambda cfg: (lambda model, batch, g: nn.functional.cross_entropy(model(batch[0]), batch[1])),
+    sample=_eval_sample, evaluate=_eval_evaluate,
+))
+
+
+def _mnist_ddpm_build(cfg: dict) -> nn.Module:
+    return nets.UNet(**cfg["arch"])
+
+
+def _mnist_ddpm_batches(cfg: dict):
+    images, _ = _mnist_train_images(cfg)
+    batch = cfg["train"]["batch"]
+    return lambda g: data.to_model_range(images[torch.randint(0, len(images), (batch,), generator=g)])
+
+
+def _mnist_ddpm_sample(model, cfg, n, steps, g, device, chunk: int | None = None):
+    """n digits (n, 28, 28) float32 in [0, 1] by ancestral sampling, `chunk` at a time (same generator).
+
+    chunk: default 128 on CPU (where larger batches run slower per image) and 1000 on a GPU.
+    """
+    sched, out = _ddpm_schedule(cfg), []
+    chunk = chunk or (128 if torch.device(device).type == "cpu" else 1000)
+    for k in range(0, n, chunk):
+        m = min(chunk, n - k)
+        x, _ = samplers.ddpm_ancestral(model, sched, (m, 1, 28, 28), g, device, steps=steps)
+        out.append(data.from_model_range(x.cpu())[:, 0])
+    return torch.cat(out).numpy()
+
+
+def _mnist_ddpm_eval(model, cfg, device):
+    """mnist_quality of eval_n samples with eval_steps steps, if the mnist-eval checkpoint is there, else {}."""
+    try:
+        classifier, _ = load("mnist-eval", device)
+    except checkpoints.CheckpointError:
+        return {}
+    tc = cfg["train"]
+    x = _mnist_ddpm_sample(model, cfg, tc["eval_n"], tc["eval_steps"], config.generator(123), device)
+    q = metrics.mnist_quality(x, classifier)
+    return {"eval_steps": tc["eval_steps"], **{k: round(v, 4) if isinstance(v, float) else v for k, v in q.items()}}
+
+
+register(ModelSpec(
+    name="mnist-ddpm", chapter=6, summary="DDPM noise predictor (small U-Net) on MNIST in [-1, 1]",
+    config={"arch": {"channels": [32, 64, 128], "blocks": 1, "attention": True, "time_dim": 128},
+            "process": {"T": 1000, "beta_1": 1e-4, "beta_T": 0.02},
+            "train": {"steps": 30_000, "batch": 128, "lr": 5e-4, "lr_schedule": "cosine", "warmup": 500,
+                      "grad_clip": 1.0, "ema_decay": 0.999, "seed": 0, "checkpoint_every": 500,
+                      "eval_n": 1000, "eval_steps": 250}},
+    fast={"steps": 30, "batch": 32, "warmup": 10, "ema_decay": 0.9, "eval_n": 200, "eval_steps": 10},
+    build=_mnist_ddpm_build, batches=_mnist_ddpm_batches,
+    loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, _ddpm_schedule(cfg), g)),
+    sample=_mnist_ddpm_sample, evaluate=_mnist_ddpm_eval, store_dtype=torch.float16,
 ))

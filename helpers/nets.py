@@ -67,3 +67,173 @@ class TimeMLP(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------ images (ch. 6-8)
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: 8, or fewer when `channels` is not a multiple of 8."""
+    return math.gcd(8, channels)
+
+
+class ResBlock(nn.Module):
+    """Residual conv block conditioned on a time embedding (Ho et al. 2020, appendix B; Wide ResNet style).
+
+    h = Conv(SiLU(GN(x))) + P e(t);  out = skip(x) + Conv(Dropout(SiLU(GN(h)))).
+    x: (B, c_in, H, W), emb: (B, emb_dim) -> (B, c_out, H, W). skip is a 1x1 conv when c_in != c_out.
+    The second conv starts at zero, so every block starts as its skip connection.
+    """
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(_groups(c_in), c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(_groups(c_out), c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.act = nn.SiLU()
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(self.act(self.norm1(x))) + self.emb(emb)[:, :, None, None]
+        h = self.conv2(self.drop(self.act(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention2d(nn.Module):
+    """Single-head self-attention over the H W positions, residual: (B, C, H, W) -> (B, C, H, W).
+
+    Used once at the U-Net's lowest resolution (7 x 7 = 49 positions for MNIST), where it is cheap.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).unbind(1)  # each (B, C, HW)
+        attn = torch.softmax(q.transpose(1, 2) @ k / math.sqrt(C), dim=-1)  # (B, HW, HW)
+        h = (v @ attn.transpose(1, 2)).reshape(B, C, H, W)
+        return x + self.out(h)
+
+
+class UNet(nn.Module):
+    """A small time-conditioned U-Net for MNIST-sized images: (B, C, H, W), (B,) -> (B, C, H, W).
+
+    x: images in the models' range [-1, 1], H and W divisible by 2^(levels - 1) (28 x 28 with 3 levels);
+    t: (B,) times in [0, 1]. With the defaults (channels 32, 64, 128 at 28, 14 and 7 pixels, `blocks`
+    residual blocks per level on the way down and up, one self-attention at 7 x 7) it has 2.5 M
+    parameters. The time embedding e(t) (sinusoidal with scale `time_scale` = 1000, so a DDPM's
+    t = i / T becomes its step i, then an MLP) is added in every residual block. The output conv starts
+    at zero, so a fresh net predicts 0. Chapters 6 and 7 (as a noise predictor eps_theta(x_t, t)).
+    Following Ho et al. (2020, appendix B), smaller: PixelCNN++-style levels, GroupNorm, SiLU.
+    """
+
+    def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (32, 64, 128), blocks: int = 1,
+                 attention: bool = True, time_dim: int = 128, dropout: float = 0.0,
+                 time_scale: float = 1000.0):
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if len(channels) < 1 or min(channels) < 1:
+            raise ValueError(f"channels must be a non-empty tuple of positive integers, got {channels}")
+        if not isinstance(blocks, int) or blocks < 1:
+            raise ValueError(f"blocks must be a positive integer, got {blocks!r}")
+        self.in_channels, self.levels = in_channels, len(channels)
+        self.embed = nn.Sequential(SinusoidalEmbedding(time_dim, time_scale), nn.Linear(time_dim, time_dim),
+                                   nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.inp = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        skips, c = [channels[0]], channels[0]
+        for level, c_level in enumerate(channels):
+            for _ in range(blocks):
+                self.down.append(ResBlock(c, c_level, time_dim, dropout))
+                c = c_level
+                skips.append(c)
+            if level < self.levels - 1:
+                self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+                skips.append(c)
+        self.mid1 = ResBlock(c, c, time_dim, dropout)
+        self.attn = SelfAttention2d(c) if attention else nn.Identity()
+        self.mid2 = ResBlock(c, c, time_dim, dropout)
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for level in reversed(range(self.levels)):
+            for _ in range(blocks + 1):  # one more than on the way down: the downsampler's skip too
+                self.up.append(ResBlock(c + skips.pop(), channels[level], time_dim, dropout))
+                c = channels[level]
+            if level > 0:
+                self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                                   nn.Conv2d(c, c, 3, padding=1)))
+        self.blocks = blocks
+        self.out = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        factor = 2 ** (self.levels - 1)
+        if x.ndim != 4 or x.shape[1] != self.in_channels or t.shape != (x.shape[0],):
+            raise ValueError(f"UNet expects x (B, {self.in_channels}, H, W) and t (B,), "
+                             f"got {tuple(x.shape)} and {tuple(t.shape)}")
+        if x.shape[2] % factor or x.shape[3] % factor:
+            raise ValueError(f"UNet needs H and W divisible by {factor}, got {tuple(x.shape[2:])}")
+        e = self.embed(t)
+        h = self.inp(x)
+        hs, blocks = [h], iter(self.down)
+        for level in range(self.levels):
+            for _ in range(self.blocks):
+                h = next(blocks)(h, e)
+                hs.append(h)
+            if level < self.levels - 1:
+                h = self.downsample[level](h)
+                hs.append(h)
+        h = self.mid2(self.attn(self.mid1(h, e)), e)
+        blocks = iter(self.up)
+        for k, level in enumerate(reversed(range(self.levels))):
+            for _ in range(self.blocks + 1):
+                h = next(blocks)(torch.cat([h, hs.pop()], dim=1), e)
+            if level > 0:
+                h = self.upsample[k](h)
+        return self.out(h)
+
+
+class MNISTClassifier(nn.Module):
+    """A CNN classifier of clean MNIST digits, and the feature map of the course's Frechet distance.
+
+    x: (B, 1, 28, 28) pixels in [0, 1] -> logits (B, 10); `features(x)` -> (B, feature_dim) penultimate
+    features (after the last hidden layer's ReLU), which `metrics.mnist_quality` compares.
+    Layers: [conv3x3 - BN - ReLU] x 2 at 28, 14 and 7 pixels (32, 64, 128 channels) with max pooling
+    between, global average pooling, a `feature_dim` hidden layer, dropout, and the linear classifier.
+    Chapter 6 (and 7, 8 through their sample-quality checks).
+    """
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128), feature_dim: int = 128,
+                 dropout: float = 0.3):
+        super().__init__()
+        layers, c = [], 1
+        for k, c_out in enumerate(channels):
+            if k > 0:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(2):
+                layers += [nn.Conv2d(c, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+                c = c_out
+        self.conv = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.hidden = nn.Sequential(nn.Linear(c, feature_dim), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, 10))
+
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"MNISTClassifier expects x (B, 1, 28, 28) in [0, 1], got {tuple(x.shape)}")
+
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate features (B, feature_dim) of images x (B, 1, 28, 28) in [0, 1]."""
+        self._check(x)
+        return self.hidden(self.conv(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))

@@ -122,3 +122,14 @@ def test_incompatible_checkpoint_is_refused(tmp_checkpoints):
     checkpoints.save_model(tmp_checkpoints, "moons-ddpm", small.state_dict(), cfg, {"mode": "full"})
     with pytest.raises(checkpoints.CheckpointError, match="another architecture"):
         models.load("moons-ddpm")
+
+
+def test_train_model_is_reproducible_from_its_seed(monkeypatch):
+    import dataclasses
+
+    spec = models.get("moons-ddpm")
+    monkeypatch.setitem(models.REGISTRY, "moons-ddpm", dataclasses.replace(spec, fast={"steps": 20}))
+    a, _, ra = models.train_model("moons-ddpm", mode="fast", progress=False, save=False, evaluate=False)
+    b, _, rb = models.train_model("moons-ddpm", mode="fast", progress=False, save=False, evaluate=False)
+    assert ra.losses == rb.losses
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
