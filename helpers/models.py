@@ -494,16 +494,20 @@ def _mnist_ddpm_sample(model, cfg, n, steps, g, device, chunk: int | None = None
     return torch.cat(out).numpy()
 
 
-def _mnist_ddpm_eval(model, cfg, device):
-    """mnist_quality of eval_n samples with eval_steps steps, if the mnist-eval checkpoint is there, else {}."""
-    try:
-        classifier, _ = load("mnist-eval", device)
-    except checkpoints.CheckpointError:
-        return {}
-    tc = cfg["train"]
-    x = _mnist_ddpm_sample(model, cfg, tc["eval_n"], tc["eval_steps"], config.generator(123), device)
-    q = metrics.mnist_quality(x, classifier)
-    return {"eval_steps": tc["eval_steps"], **{k: round(v, 4) if isinstance(v, float) else v for k, v in q.items()}}
+def _mnist_images_eval(sample_fn, **options):
+    """An `evaluate` for MNIST image models: mnist_quality of eval_n samples drawn with eval_steps steps
+    (and `options`, e.g. sampler="em"), when the mnist-eval checkpoint is there; else {}."""
+    def evaluate(model, cfg, device):
+        try:
+            classifier, _ = load("mnist-eval", device)
+        except checkpoints.CheckpointError:
+            return {}
+        tc = cfg["train"]
+        x = sample_fn(model, cfg, tc["eval_n"], tc["eval_steps"], config.generator(123), device, **options)
+        q = metrics.mnist_quality(x, classifier)
+        return {"eval_steps": tc["eval_steps"], **{f"eval_{k}": v for k, v in options.items()},
+                **{k: round(v, 4) if isinstance(v, float) else v for k, v in q.items()}}
+    return evaluate
 
 
 register(ModelSpec(
@@ -516,5 +520,85 @@ register(ModelSpec(
     fast={"steps": 30, "batch": 32, "warmup": 10, "ema_decay": 0.9, "eval_n": 200, "eval_steps": 10},
     build=_mnist_ddpm_build, batches=_mnist_ddpm_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, _ddpm_schedule(cfg), g)),
-    sample=_mnist_ddpm_sample, evaluate=_mnist_ddpm_eval, store_dtype=torch.float16,
+    sample=_mnist_ddpm_sample, evaluate=_mnist_images_eval(_mnist_ddpm_sample), store_dtype=torch.float16,
+))
+
+
+# -------------------------------------------------------------------------- MNIST VP-SDE (ch. 7)
+#
+# The same U-Net as mnist-ddpm, trained with the VP-SDE noise-matching loss at continuous t ~ U(eps, 1) on
+# the SDE that continues the DDPM's schedule (beta(i / T) = T beta_i; sde.discrete_beta_range).
+# Budgets as mnist-ddpm's (2-3 s a training step on one CPU thread: the full budget is a GPU job).
+
+MNIST_VPSDE_SAMPLERS = ("em", "ancestral", "ode", "pc")
+
+
+def _mnist_vpsde_process(cfg: dict) -> tuple[vpsde.VPSDE, float]:
+    p = cfg["process"]
+    return vpsde.VPSDE(p["beta_min"], p["beta_max"]), float(p["eps"])
+
+
+def _mnist_vpsde_loss(cfg: dict):
+    sde_, eps = _mnist_vpsde_process(cfg)
+    return lambda model, x0, g: losses.vpsde_loss(model, x0, sde_, g, eps)
+
+
+def vpsde_images(model, cfg: dict, shape: tuple, steps: int, generator, device, sampler: str = "em") -> torch.Tensor:
+    """One batch of `shape` images in the models' range from an `mnist-vpsde`-like noise predictor. Chapter 7.
+
+    sampler: "em" (reverse SDE, `sde.euler_maruyama` to t = eps), "ancestral" (`sde.ancestral_sample`
+    to t = 0), "ode" (probability-flow ODE, Heun: 2 network calls a step, `sde.ode_solve`) or "pc"
+    (`sde.pc_sample`: reverse-SDE predictor and one Langevin corrector step with cfg["sample"]["snr"];
+    2 network calls a step). x_1 ~ N(0, I) from `generator`. Returns (shape) on `device`.
+    """
+    if sampler not in MNIST_VPSDE_SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(MNIST_VPSDE_SAMPLERS)}, got {sampler!r}")
+    sde_, eps = _mnist_vpsde_process(cfg)
+    score = vpsde.eps_score(model, sde_)
+    x1 = sde_.prior_sample(shape, generator, device)
+    if sampler == "em":
+        x, _ = vpsde.reverse_sample(sde_, score, shape, steps, generator, "sde", eps, device, x1=x1)
+    elif sampler == "ode":
+        x, _ = vpsde.reverse_sample(sde_, score, shape, steps, generator, "heun", eps, device, x1=x1)
+    elif sampler == "ancestral":
+        x, _ = vpsde.ancestral_sample(sde_, score, x1, steps, generator)
+    else:
+        s = cfg.get("sample", {})
+        x, _ = vpsde.pc_sample(sde_, score, x1, steps, generator, snr=s.get("snr", 0.16),
+                               corrector_steps=s.get("corrector_steps", 1), eps=eps)
+    return x
+
+
+def _mnist_vpsde_sample(model, cfg, n, steps, g, device, sampler: str = "em", chunk: int | None = None):
+    """n digits (n, 28, 28) float32 in [0, 1] with `sampler` (see `vpsde_images`), `chunk` at a time.
+
+    steps: default cfg["sample"]["steps"][sampler]. chunk: 128 on CPU, 1000 on a GPU (same generator).
+    """
+    if sampler not in MNIST_VPSDE_SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(MNIST_VPSDE_SAMPLERS)}, got {sampler!r}")
+    steps = steps or cfg["sample"]["steps"][sampler]
+    chunk, out = chunk or (128 if torch.device(device).type == "cpu" else 1000), []
+    for k in range(0, n, chunk):
+        x = vpsde_images(model, cfg, (min(chunk, n - k), 1, 28, 28), steps, g, device, sampler)
+        out.append(data.from_model_range(x.cpu())[:, 0])
+    return torch.cat(out).numpy()
+
+
+_VPSDE_BETA_MIN, _VPSDE_BETA_MAX = vpsde.discrete_beta_range(1000, 1e-4, 0.02)
+
+register(ModelSpec(
+    name="mnist-vpsde", chapter=7, summary="VP-SDE noise predictor (small U-Net) on MNIST in [-1, 1]",
+    config={"arch": {"channels": [32, 64, 128], "blocks": 1, "attention": True, "time_dim": 128},
+            "process": {"beta_min": _VPSDE_BETA_MIN, "beta_max": _VPSDE_BETA_MAX, "eps": vpsde.EPS,
+                        "T": 1000, "beta_1": 1e-4, "beta_T": 0.02},
+            "sample": {"steps": {"em": 1000, "ancestral": 1000, "ode": 250, "pc": 500}, "snr": 0.16,
+                       "corrector_steps": 1},
+            "train": {"steps": 30_000, "batch": 128, "lr": 5e-4, "lr_schedule": "cosine", "warmup": 500,
+                      "grad_clip": 1.0, "ema_decay": 0.999, "seed": 0, "checkpoint_every": 500,
+                      "eval_n": 1000, "eval_steps": 250}},
+    fast={"steps": 30, "batch": 32, "warmup": 10, "ema_decay": 0.9, "eval_n": 200, "eval_steps": 10},
+    build=_mnist_ddpm_build, batches=_mnist_ddpm_batches, loss=_mnist_vpsde_loss,
+    sample=_mnist_vpsde_sample, evaluate=_mnist_images_eval(_mnist_vpsde_sample, sampler="em"),
+    store_dtype=torch.float16,
+    sample_options={"sampler": MNIST_VPSDE_SAMPLERS},
 ))

@@ -164,3 +164,31 @@ def sde_heatmaps(times, states, exact_density, bins, title: str = "", paths=None
     axes[1].set_ylabel("")
     fig.suptitle(title + ("  (run from t = 1 down to t = eps)" if reverse else ""))
     return fig
+
+
+def image_grid(images, nrow: int = 8, ax=None, title: str = "", pad: int = 2, cmap: str = "gray"):
+    """Grayscale images tiled in a grid, `nrow` per row, separated by `pad` white pixels. Chapters 6-8.
+
+    images: (n, H, W) or (n, 1, H, W) pixels in [0, 1] (array or tensor; values are clipped, no rescaling,
+    so model outputs in [-1, 1] go through `data.from_model_range` first). Rows are filled left to right;
+    a short last row is padded with white. Returns the Axes (axis lines off).
+    """
+    x = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images, dtype=float)
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 3 or len(x) == 0:
+        raise ValueError(f"images must be (n, H, W) or (n, 1, H, W) with n >= 1, got shape {x.shape}")
+    if not isinstance(nrow, int) or nrow < 1:
+        raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
+    n, H, W = x.shape
+    cols, rows = min(nrow, n), -(-n // nrow)
+    grid = np.ones((rows * (H + pad) + pad, cols * (W + pad) + pad))
+    for k in range(n):
+        r, c = divmod(k, cols)
+        grid[pad + r * (H + pad):pad + r * (H + pad) + H, pad + c * (W + pad):pad + c * (W + pad) + W] = x[k]
+    ax = ax or plt.subplots(figsize=(min(10.0, 0.75 * cols + 0.5), min(10.0, 0.75 * rows + 0.6)))[1]
+    ax.imshow(np.clip(grid, 0.0, 1.0), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set(title=title, xticks=[], yticks=[])
+    ax.grid(False)
+    ax.axis("off")
+    return ax

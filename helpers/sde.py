@@ -340,3 +340,139 @@ def reverse_sample(sde: VPSDE, score: ScoreFn, shape: tuple, steps: int, generat
         return euler_maruyama(sde, x, 1.0, eps, steps, generator, score=score, keep_every=keep_every,
                               progress=progress)
     return ode_solve(sde, x, 1.0, eps, steps, score, method=sampler, keep_every=keep_every, progress=progress)
+
+
+# ------------------------------------------------- a VP-SDE matched to a discrete DDPM schedule (ch. 6, 7)
+
+
+def discrete_beta_range(T: int, beta_1: float, beta_T: float) -> tuple[float, float]:
+    """(beta_min, beta_max) of the linear beta(t) with beta(i / T) = T beta_i for a DDPM's linear betas.
+
+    The DDPM's beta_i = beta_1 + (beta_T - beta_1) (i - 1) / (T - 1), i = 1..T (Ho et al. 2020), read at
+    i = t T and scaled by T (a step of the chain lasts dt = 1 / T, and beta(t) dt = beta_i), is linear in t:
+        beta(t) = T beta_1 + T (beta_T - beta_1) (t T - 1) / (T - 1)
+    so, exactly,
+        beta_max = beta(1) = T beta_T,
+        beta_min = beta(0) = T beta_1 - T (beta_T - beta_1) / (T - 1).
+    For T = 1000, beta_1 = 1e-4, beta_T = 0.02: beta_min = 0.1 - 19.9 / 999 = 0.0800801, beta_max = 20.
+    Song et al. (2021) instead use beta_min = T beta_1 = 0.1 (their line passes through T beta_i at
+    t = (i - 1) / (T - 1)); the two B(t) differ by at most 0.01. Chapters 6 and 7.
+    """
+    if not isinstance(T, int) or T < 2:
+        raise ValueError(f"T must be an integer >= 2, got {T!r}")
+    if not 0 < beta_1 <= beta_T < 1:
+        raise ValueError(f"need 0 < beta_1 <= beta_T < 1, got beta_1={beta_1}, beta_T={beta_T}")
+    beta_min = T * beta_1 - T * (beta_T - beta_1) / (T - 1)
+    if not beta_min > 0:
+        raise ValueError(f"T={T}, beta_1={beta_1}, beta_T={beta_T} give beta(0) = {beta_min} <= 0")
+    return beta_min, T * beta_T
+
+
+# ------------------------------------------------------------------ more samplers for image models (ch. 7)
+
+
+def _full(t: float, x: Tensor) -> Tensor:
+    return torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+
+
+@torch.no_grad()
+def ancestral_sample(sde: VPSDE, score: ScoreFn, x: Tensor, steps: int, generator: torch.Generator,
+                     keep_every: int = 0, progress: bool = False) -> tuple[Tensor, Trajectory | None]:
+    """DDPM-style ancestral sampling of the VP-SDE on the grid t_k = k / steps, k = steps..0. Chapter 7.
+
+    x_{k-1} = (x_k + beta_k score(x_k, t_k)) / sqrt(1 - beta_k) + sqrt(beta_k) z_k     (Ho et al. 2020, Alg. 2
+    with -eps / sigma = score; Song et al. 2021, eq. 47), z_k ~ N(0, I) on every step but the last (k = 1),
+    where z = 0 so the output is the predicted mean. beta_k = 1 - alpha(t_k)^2 / alpha(t_{k-1})^2, the
+    variance of one step of the forward chain between the grid times, so any `steps` is valid; with
+    steps = T of a DDPM-matched SDE (`discrete_beta_range`) beta_k = 1 - exp(-(beta_{k-1} + beta_k) / 2),
+    within 2.1e-4 of the DDPM's beta_k. x: (B, ...) at t = 1. Returns (x at t = 0, Trajectory or None).
+    """
+    ts = time_grid(1.0, 0.0, steps)
+    keeper = _Keeper(keep_every, steps)
+    keeper(0, 1.0, x)
+    for k in tqdm(range(steps), disable=not progress, desc="ancestral sampling", mininterval=1.0):
+        t, t_next = float(ts[k]), float(ts[k + 1])
+        beta = float(-torch.expm1(sde.beta_integral(t_next) - sde.beta_integral(t)))
+        x = (x + beta * score(x, _full(t, x))) / math.sqrt(1.0 - beta)
+        if k < steps - 1:
+            x = x + math.sqrt(beta) * torch.randn(x.shape, generator=generator).to(x)
+        keeper(k + 1, t_next, x)
+    return x, keeper.result()
+
+
+def _mean_norm(v: Tensor) -> float:
+    """The batch mean of |v_b|, each norm over all but the batch dimension (as the official `LangevinCorrector`)."""
+    return float(v.flatten(1).norm(dim=1).mean())
+
+
+@torch.no_grad()
+def pc_sample(sde: VPSDE, score: ScoreFn, x: Tensor, steps: int, generator: torch.Generator, snr: float = 0.16,
+              corrector_steps: int = 1, eps: float = EPS, keep_every: int = 0,
+              progress: bool = False) -> tuple[Tensor, Trajectory | None]:
+    """Predictor-corrector sampling (Song et al. 2021, Algorithms 2 and 4) from t = 1 to t = eps. Chapter 7.
+
+    On the grid t_0 = 1 > ... > t_steps = eps, at each t_k: `corrector_steps` Langevin steps at time t_k,
+    then a reverse Euler-Maruyama predictor step to t_{k+1} (the order of the paper's code, `pc_sampler`;
+    Algorithm 2 lists the predictor first, which only moves the first and last corrector). The last
+    predictor step adds no noise (the code's `denoise`), so the output is its mean.
+    Corrector (Algorithm 4): with g = score(x, t_k) and z ~ N(0, I), the step size is
+        h = 2 a (snr |z| / |g|)^2,   a = alpha(t_k)^2 / alpha(t_k - |dt|)^2 (the DDPM alpha_i = 1 - beta_i),
+    with |z| and |g| the batch means of the per-image norms, as in the official code, so h is one number
+    per step. (Per-image norms would make h depend on x, h ~ 1 / |g(x)|^2, and Langevin dynamics with a
+    state-dependent step size leaves p / h invariant rather than p: on a 64-pixel Gaussian that inflated
+    the std by 3.8 %.) A consequence: an image's result depends on the rest of its batch. The update is the
+    course's Langevin step x <- x + h g + sqrt(2 h) z (`langevin.ula_step`; the paper's epsilon is our h).
+    snr: the signal-to-noise ratio r (0.16 in the paper for CIFAR-10's VP-SDE). x: (B, ...) at t = 1.
+    Returns (x at t = eps, Trajectory of the states after each predictor step, or None).
+    """
+    if not snr > 0:
+        raise ValueError(f"snr must be positive, got {snr}")
+    if not isinstance(corrector_steps, int) or corrector_steps < 0:
+        raise ValueError(f"corrector_steps must be a non-negative integer, got {corrector_steps!r}")
+    if not 0.0 < eps < 1.0:
+        raise ValueError(f"eps must be in (0, 1), got {eps}")
+    ts = time_grid(1.0, eps, steps)
+    dt_grid = (eps - 1.0) / steps
+    keeper = _Keeper(keep_every, steps)
+    keeper(0, 1.0, x)
+    for k in tqdm(range(steps), disable=not progress, desc="predictor-corrector", mininterval=1.0):
+        t, t_next = float(ts[k]), float(ts[k + 1])
+        tb = _full(t, x)
+        # the DDPM alpha_k = 1 - beta_k of the step that ends at t_k, from t_k - |dt| (clamped to 0)
+        a = float(torch.exp(sde.beta_integral(max(t + dt_grid, 0.0)) - sde.beta_integral(t)))
+        for _ in range(corrector_steps):  # Langevin corrector at time t_k
+            g = score(x, tb)
+            z = torch.randn(x.shape, generator=generator).to(x)
+            h = 2.0 * a * (snr * _mean_norm(z) / max(_mean_norm(g), 1e-12)) ** 2
+            x = x + h * g + math.sqrt(2.0 * h) * z
+        dt = t_next - t  # reverse Euler-Maruyama predictor, as in `euler_maruyama`
+        x = x + sde.reverse_drift(x, tb, score) * dt
+        if k < steps - 1:
+            g_t = expand_like(sde.diffusion(tb), x)
+            x = x + g_t * math.sqrt(-dt) * torch.randn(x.shape, generator=generator).to(x)
+        keeper(k + 1, t_next, x)
+    return x, keeper.result()
+
+
+@torch.no_grad()
+def ode_solve_scipy(sde: VPSDE, x: Tensor, t0: float, t1: float, score: ScoreFn, method: str = "RK45",
+                    rtol: float = 1e-5, atol: float = 1e-5) -> tuple[Tensor, int]:
+    """The probability-flow ODE (eq. 13) from t0 to t1 with scipy.integrate.solve_ivp (adaptive). Chapter 7.
+
+    The whole batch is one state vector (float64 for scipy, evaluated in x's dtype and device), as in the
+    official code's `get_ode_sampler` (RK45, rtol = atol = 1e-5). x: (B, ...) at t0.
+    Returns (x at t1, shape and dtype of x; the number of drift evaluations, each one score call).
+    """
+    from scipy.integrate import solve_ivp
+
+    _as_time(torch.tensor([t0, t1], dtype=torch.float64), "t0 and t1")
+    shape, like = x.shape, x
+
+    def fun(t, y):
+        xt = torch.as_tensor(y.reshape(shape), dtype=like.dtype, device=like.device)
+        return sde.ode_drift(xt, _full(float(t), xt), score).double().cpu().numpy().ravel()
+
+    sol = solve_ivp(fun, (t0, t1), x.double().cpu().numpy().ravel(), method=method, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"solve_ivp ({method}) failed: {sol.message}")
+    return torch.as_tensor(sol.y[:, -1].reshape(shape)).to(x), int(sol.nfev)
