@@ -3,6 +3,7 @@
     python -m helpers list
     python -m helpers train MODEL [--fast] [--device D]
     python -m helpers sample MODEL --n N --out FILE.npy [--steps S] [--seed K] [--sampler NAME]
+    python -m helpers time MODEL [--steps S] [--device D]
 
 Errors (unknown model, bad number, unwritable path, missing data) print one line to stderr and exit 2.
 """
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_int, default=0)
     s.add_argument("--sampler", default=None, help="sampler name, for models that have several")
     s.add_argument("--device", default=None)
+    m = sub.add_parser("time", help="seconds per training step and per short sampling run")
+    m.add_argument("model")
+    m.add_argument("--steps", type=_positive_int, default=5, help="timed training steps")
+    m.add_argument("--device", default=None)
     return p
 
 
@@ -78,7 +83,8 @@ def _list() -> int:
         elif not models.compatible(spec, entry):
             state = "checkpoint incompatible (retrain)"
         else:
-            state = f"checkpoint ok ({entry['mode']} mode, {entry['train_steps']} steps, {entry['hardware']})"
+            state = (f"checkpoint ok ({entry['mode']} mode, {entry['train_steps']} steps in "
+                     f"{entry['train_seconds']:.0f} s on {entry['hardware']})")
         print(f"{name:14s} ch.{spec.chapter}  {spec.summary}\n{'':14s} {state}")
         if entry is not None:
             print(f"{'':14s} metrics: {json.dumps(entry.get('metrics', {}))}")
@@ -93,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             return _list()
         spec = models.get(args.model)
+        if args.command == "time":
+            r = models.time_steps(spec.name, args.steps, device=args.device)
+            print(f"{spec.name} on {r['device']}: {r['parameters']:,} parameters, {r['train_step_s']:.4f} s "
+                  f"per training step (batch {r['batch']}, mean of {args.steps})")
+            if r["sample_s"] is not None:
+                print(f"{spec.name} on {r['device']}: {r['sample_s']:.3f} s to sample {r['n_sample']} "
+                      f"with --steps {r['sample_steps']}")
+            return 0
         if args.command == "train":
             mode = "fast" if args.fast else "full"
             _, entry, result = models.train_model(spec.name, mode, args.device, progress=not args.no_progress)

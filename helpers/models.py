@@ -184,6 +184,52 @@ def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: 
     return np.asarray(out, dtype=np.float32)
 
 
+def time_steps(name: str, steps: int = 5, n_sample: int = 64, sample_steps: int = 2,
+               device: str | torch.device | None = None) -> dict:
+    """Wall-clock seconds of `name`'s full-budget training step and of a short sampling run.
+
+    Builds a fresh model (no checkpoint needed), runs one untimed warm-up step, then times `steps` Adam
+    steps at the full budget's batch size; then times sampling n_sample points with `sample_steps` sampler
+    steps (skipped for models without a sampler). Used by `python -m helpers time` to plan CPU or GPU runs.
+    Returns {"train_step_s", "batch", "parameters", "sample_s", "n_sample", "sample_steps", "device"}.
+    """
+    import time
+
+    spec = get(name)
+    cfg = spec.budget("full")
+    dev = config.device(device) if not isinstance(device, torch.device) else device
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model = spec.build(cfg).to(dev).train()
+    g, draw, loss_fn = config.generator(0), spec.batches(cfg), spec.loss(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    from .training import to_device
+
+    def step():
+        loss = loss_fn(model, to_device(draw(g), dev), g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    out = {"train_step_s": (time.perf_counter() - t0) / steps, "batch": cfg["train"]["batch"],
+           "parameters": nets.count_parameters(model),
+           "sample_s": None, "n_sample": n_sample, "sample_steps": sample_steps, "device": str(dev)}
+    model.eval()
+    try:
+        t0 = time.perf_counter()
+        spec.sample(model, cfg, n_sample, sample_steps, config.generator(0), dev)
+        sync()
+        out["sample_s"] = time.perf_counter() - t0
+    except ValueError:  # a classifier has no sampler
+        pass
+    return out
+
+
 # ------------------------------------------------------------------------------------ 2D moons (ch. 1, 2)
 
 MOONS_NOISE = 0.05

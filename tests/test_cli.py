@@ -55,3 +55,12 @@ def test_train_fast_writes_a_checkpoint_and_manifest_entry(capsys, tmp_checkpoin
     assert (tmp_checkpoints / "moons-ncsn.pt").exists() and "mmd2_bw0.1" in out
     code, out, _ = _run(capsys, "list")
     assert "checkpoint ok (fast mode" in out
+
+
+def test_time_reports_a_training_step_and_a_sampling_run(capsys):
+    code, out, err = _run(capsys, "time", "moons-ddpm", "--steps", "2")
+    assert code == 0, err
+    assert "174,082 parameters" in out and "s per training step (batch 1024, mean of 2)" in out
+    assert "to sample 64 with --steps 2" in out
+    code, _, err = _run(capsys, "time", "nope")
+    assert code == 2 and "unknown model" in err
