@@ -232,6 +232,28 @@ def test_image_samplers_give_seeded_batches_of_the_right_shape(sampler):
         models.vpsde_images(_stand_in, cfg, (1, 1, 28, 28), 2, config.generator(0), "cpu", "heun")
 
 
+@pytest.mark.parametrize("sampler", models.MNIST_DDPM_SAMPLERS)
+def test_ddpm_image_samplers_give_seeded_batches_of_the_right_shape(sampler):
+    cfg = models.get("mnist-ddpm").config
+    run = lambda seed: models.ddpm_images(_stand_in, cfg, (3, 1, 28, 28), 4, config.generator(seed), "cpu", sampler)  # noqa: E731
+    a, b, c = run(0), run(0), run(1)
+    assert a.shape == (3, 1, 28, 28) and torch.isfinite(a).all()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    x = models.get("mnist-ddpm").sample(_stand_in, cfg, 5, 3, config.generator(0), "cpu", sampler=sampler, chunk=2)
+    assert x.shape == (5, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        models.ddpm_images(_stand_in, cfg, (1, 1, 28, 28), 2, config.generator(0), "cpu", "ode")
+
+
+def test_ddpm_reverse_sde_sampler_is_euler_maruyama_with_the_converted_score():
+    cfg = models.get("mnist-ddpm").config
+    sched = DDPMSchedule(T, BETA_1, BETA_T)
+    x = models.ddpm_images(_stand_in, cfg, (2, 1, 28, 28), 7, config.generator(3), "cpu", "em")
+    score = get_score_model(_stand_in, (1.0 - sched.alpha_bars).sqrt())
+    y, _ = vpsde.reverse_sample(SDE, score, (2, 1, 28, 28), 7, config.generator(3), "sde", vpsde.EPS)
+    assert torch.equal(x, y)
+
+
 # ------------------------------------------------------------------------------------------ bits/dim
 
 
