@@ -3,7 +3,7 @@
 Why a module of its own rather than more of `sde.py`: a likelihood is an evaluation of a trained model,
 not a sampler; it differentiates through the score (every integrator in `sde.py` runs under no_grad), and
 it carries the data-side bookkeeping of dequantisation and units. It asks `sde.py` only for the SDE's
-`ode_drift`, `prior_log_prob` and `time_grid`, so the maths of the SDE stays written once.
+`ode_drift` and `prior_log_prob`, so the maths of the SDE stays written once.
 
 Instantaneous change of variables (Chen et al. 2018; Song et al. 2021, eq. 39 and appendix D.2): along a
 solution of the probability-flow ODE dx/dt = f~(x, t) = f(x, t) - 1/2 g(t)^2 s(x, t),
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .sde import EPS, ScoreFn, VPSDE, _as_time, time_grid
+from .sde import EPS, ScoreFn, VPSDE, _as_time
 
 PROBES = ("rademacher", "gaussian", "exact")
 
@@ -63,13 +63,30 @@ def _drift_and_divergence(sde: VPSDE, score: ScoreFn, x: Tensor, t: float, v: Te
     return f.detach(), div.detach()
 
 
+def log_time_grid(t0: float, t1: float, steps: int) -> Tensor:
+    """steps + 1 times from t0 to t1 (0 < t0 < t1), evenly spaced in log t (float64): the Heun likelihood grid.
+
+    Why not evenly spaced in t: near t = eps the divergence of the ODE's drift grows like D_eff / (2 t)
+    for data that sit on a thin set (MNIST's background pixels are all exactly -1): there sigma(t)^2 ~
+    beta(0) t and the score's divergence ~ -D_eff / sigma(t)^2. A trapezoid step on [eps, eps + 0.01]
+    gives 5.5 for int dt / t = ln(11) = 2.4, so the log-likelihood gains (5.5 - 2.4) / 2 = 1.5 nats
+    (2.2 bits) per such dimension; on MNIST that made bits/dim negative. In log t every step sees the same relative change, and 100 Heun steps agree
+    with scipy's adaptive RK45 (rtol = atol = 1e-5) to 0.01 bits/dim (chapter 7 measures it).
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if not 0.0 < t0 < t1:
+        raise ValueError(f"need 0 < t0 < t1, got t0={t0}, t1={t1}")
+    return torch.exp(torch.linspace(math.log(t0), math.log(t1), steps + 1, dtype=torch.float64))
+
+
 def sde_log_likelihood(score: ScoreFn, sde: VPSDE, x: Tensor, generator: torch.Generator | None = None,
                        eps: float = EPS, steps: int = 100, method: str = "heun", probe: str = "rademacher",
                        rtol: float = 1e-5, atol: float = 1e-5) -> tuple[Tensor, dict]:
     """log p(x) in nats (B,) of data x (B, ...) in model coordinates, by the probability-flow ODE from t = eps to 1.
 
     score: s(x (B, ...), t (B,)) -> (B, ...), differentiable in x (e.g. `sde.eps_score(model, sde)`).
-    method: "heun" (fixed `steps` trapezoid steps, 2 drift calls each) or "rk45" (scipy's adaptive RK45
+    method: "heun" (`steps` trapezoid steps on `log_time_grid`, 2 drift calls each) or "rk45" (scipy's adaptive RK45
     with rtol, atol, as the official code). probe: "rademacher", "gaussian" (drawn once per sample from
     `generator`) or "exact" (D backward passes per call). The result is log p_eps(x) ~ log p_0(x) (eps =
     1e-3 changes it by O(sigma(eps)^2) per dimension). Returns (log p (B,), {"nfev": drift evaluations,
@@ -91,7 +108,7 @@ def sde_log_likelihood(score: ScoreFn, sde: VPSDE, x: Tensor, generator: torch.G
     B = x.shape[0]
 
     if method == "heun":
-        ts = time_grid(eps, 1.0, steps)
+        ts = log_time_grid(eps, 1.0, steps)
         integral = torch.zeros(B, dtype=x.dtype, device=x.device)
         for k in range(steps):
             t, t_next = float(ts[k]), float(ts[k + 1])
