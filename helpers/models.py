@@ -440,7 +440,7 @@ register(ModelSpec(
 #               7-12 minutes (test accuracy 0.9951); fast: 60 steps of batch 64, plus the test-set
 #               evaluation, about 30 s.
 #   mnist-ddpm  full: 12,000 steps of batch 64 (12.8 epochs) of a 0.69 M-parameter U-Net (16, 32, 64
-#               channels), about 0.33 s a step on one idle CPU thread (about 70 minutes), then the FD at
+#               channels), 0.33-0.45 s a step on one CPU thread (72 minutes measured), then the FD at
 #               n = 1000 with 1000 sampling steps (about 30 minutes): a CPU budget, since no GPU was lent
 #               when the checkpoints were made; a GPU runs the same budget in minutes.
 #               fast: 30 steps of batch 32, about 5 s, a smoke test that yields noise.

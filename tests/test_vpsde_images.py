@@ -219,30 +219,21 @@ def _stand_in(x, t):
     return 0.5 * torch.tanh(x) * t.reshape(-1, 1, 1, 1) + 0.1 * torch.roll(x, 1, dims=-1)
 
 
-@pytest.mark.parametrize("sampler", models.MNIST_VPSDE_SAMPLERS)
-def test_image_samplers_give_seeded_batches_of_the_right_shape(sampler):
-    cfg = models.get("mnist-vpsde").config
-    run = lambda seed: models.vpsde_images(_stand_in, cfg, (3, 1, 28, 28), 4, config.generator(seed), "cpu", sampler)  # noqa: E731
+IMAGE_SAMPLERS = ([("mnist-ddpm", models.ddpm_images, s) for s in models.MNIST_DDPM_SAMPLERS]
+                  + [("mnist-vpsde", models.vpsde_images, s) for s in models.MNIST_VPSDE_SAMPLERS])
+
+
+@pytest.mark.parametrize("name, images, sampler", IMAGE_SAMPLERS)
+def test_image_samplers_give_seeded_batches_of_the_right_shape(name, images, sampler):
+    cfg = models.get(name).config
+    run = lambda seed: images(_stand_in, cfg, (3, 1, 28, 28), 4, config.generator(seed), "cpu", sampler)  # noqa: E731
     a, b, c = run(0), run(0), run(1)
     assert a.shape == (3, 1, 28, 28) and torch.isfinite(a).all()
     assert torch.equal(a, b) and not torch.equal(a, c)
-    x = models.get("mnist-vpsde").sample(_stand_in, cfg, 5, 3, config.generator(0), "cpu", sampler=sampler, chunk=2)
+    x = models.get(name).sample(_stand_in, cfg, 5, 3, config.generator(0), "cpu", sampler=sampler, chunk=2)
     assert x.shape == (5, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
     with pytest.raises(ValueError, match="sampler must be one of"):
-        models.vpsde_images(_stand_in, cfg, (1, 1, 28, 28), 2, config.generator(0), "cpu", "heun")
-
-
-@pytest.mark.parametrize("sampler", models.MNIST_DDPM_SAMPLERS)
-def test_ddpm_image_samplers_give_seeded_batches_of_the_right_shape(sampler):
-    cfg = models.get("mnist-ddpm").config
-    run = lambda seed: models.ddpm_images(_stand_in, cfg, (3, 1, 28, 28), 4, config.generator(seed), "cpu", sampler)  # noqa: E731
-    a, b, c = run(0), run(0), run(1)
-    assert a.shape == (3, 1, 28, 28) and torch.isfinite(a).all()
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    x = models.get("mnist-ddpm").sample(_stand_in, cfg, 5, 3, config.generator(0), "cpu", sampler=sampler, chunk=2)
-    assert x.shape == (5, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
-    with pytest.raises(ValueError, match="sampler must be one of"):
-        models.ddpm_images(_stand_in, cfg, (1, 1, 28, 28), 2, config.generator(0), "cpu", "ode")
+        images(_stand_in, cfg, (1, 1, 28, 28), 2, config.generator(0), "cpu", "rk4")
 
 
 def test_ddpm_reverse_sde_sampler_is_euler_maruyama_with_the_converted_score():
