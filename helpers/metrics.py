@@ -348,7 +348,7 @@ def mnist_quality(images01, classifier, n_reference_seed: int = 0) -> dict:
     held_feats, held_preds = _reference_outputs(classifier, "held_out", n, n_reference_seed)
     labels = data.mnist_tensors_cached(train=False)[1]
     label_freq = torch.bincount(labels, minlength=10).double() / len(labels)
-    return {"fd": frechet_distance(feats, test_feats), "fd_floor": frechet_distance(held_feats, test_feats),
+    return {"fd": frechet_distance(feats, test_feats), "fd_floor": mnist_fd_floor(classifier, n, n_reference_seed),
             "class_histogram": torch.bincount(preds, minlength=10).tolist(),
             "class_tv": _class_tv(preds, label_freq), "class_tv_floor": _class_tv(held_preds, label_freq),
             "n": n}

@@ -270,14 +270,15 @@ def _moons_build(cfg: dict) -> nn.Module:
     return nets.TimeMLP(dim=2, **cfg["arch"])
 
 
-def _ddpm_schedule(cfg: dict) -> DDPMSchedule:
+def ddpm_schedule(cfg: dict) -> DDPMSchedule:
+    """The DDPMSchedule of a DDPM model's config (its "process" T, beta_1, beta_T). Chapters 1, 6 and 7."""
     p = cfg["process"]
     return DDPMSchedule(p["T"], p["beta_1"], p["beta_T"])
 
 
 def _moons_ddpm_sample(model, cfg, n, steps, g, device):
     mean, std = _moons_scale(cfg)
-    x, _ = samplers.ddpm_ancestral(model, _ddpm_schedule(cfg), (n, 2), g, device, steps=steps)
+    x, _ = samplers.ddpm_ancestral(model, ddpm_schedule(cfg), (n, 2), g, device, steps=steps)
     return (x.cpu() * std + mean).numpy()
 
 
@@ -288,7 +289,7 @@ register(ModelSpec(
             "train": dict(MOONS_TRAIN)},
     fast=dict(MOONS_FAST),
     build=_moons_build, batches=_moons_batches,
-    loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, _ddpm_schedule(cfg), g)),
+    loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
     sample=_moons_ddpm_sample, evaluate=lambda model, cfg, dev: _moons_eval(model, cfg, dev, _moons_ddpm_sample),
 ))
 
@@ -529,6 +530,18 @@ def _mnist_ddpm_batches(cfg: dict):
     return lambda g: data.to_model_range(images[torch.randint(0, len(images), (batch,), generator=g)])
 
 
+def _digits_in_chunks(draw, n: int, device, chunk: int | None = None) -> np.ndarray:
+    """n digits (n, 28, 28) float32 in [0, 1] from draw(shape) -> images in the models' range, `chunk` at a time.
+
+    chunk: default 128 on CPU (where larger batches run slower per image) and 1000 on a GPU; the draws share
+    one generator, so the result does not depend on the chunking's timing, only on its size.
+    """
+    chunk, out = chunk or (128 if torch.device(device).type == "cpu" else 1000), []
+    for k in range(0, n, chunk):
+        out.append(data.from_model_range(draw((min(chunk, n - k), 1, 28, 28)).cpu())[:, 0])
+    return torch.cat(out).numpy()
+
+
 MNIST_DDPM_SAMPLERS = ("ancestral", "em")
 
 
@@ -544,7 +557,7 @@ def ddpm_images(model, cfg: dict, shape: tuple, steps: int | None, generator, de
     """
     if sampler not in MNIST_DDPM_SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(MNIST_DDPM_SAMPLERS)}, got {sampler!r}")
-    sched = _ddpm_schedule(cfg)
+    sched = ddpm_schedule(cfg)
     if sampler == "ancestral":
         return samplers.ddpm_ancestral(model, sched, shape, generator, device, steps=steps)[0]
     sde_ = vpsde.VPSDE(*vpsde.discrete_beta_range(sched.T, sched.beta_1, sched.beta_T))
@@ -557,14 +570,7 @@ def _mnist_ddpm_sample(model, cfg, n, steps, g, device, sampler: str = "ancestra
 
     chunk: default 128 on CPU (where larger batches run slower per image) and 1000 on a GPU (same generator).
     """
-    if sampler not in MNIST_DDPM_SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(MNIST_DDPM_SAMPLERS)}, got {sampler!r}")
-    out = []
-    chunk = chunk or (128 if torch.device(device).type == "cpu" else 1000)
-    for k in range(0, n, chunk):
-        x = ddpm_images(model, cfg, (min(chunk, n - k), 1, 28, 28), steps, g, device, sampler)
-        out.append(data.from_model_range(x.cpu())[:, 0])
-    return torch.cat(out).numpy()
+    return _digits_in_chunks(lambda shape: ddpm_images(model, cfg, shape, steps, g, device, sampler), n, device, chunk)
 
 
 def _mnist_images_eval(sample_fn, **options):
@@ -592,7 +598,7 @@ register(ModelSpec(
                       "eval_n": 1000, "eval_steps": 1000}},
     fast={"steps": 30, "batch": 32, "warmup": 10, "ema_decay": 0.9, "eval_n": 200, "eval_steps": 10},
     build=_mnist_ddpm_build, batches=_mnist_ddpm_batches,
-    loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, _ddpm_schedule(cfg), g)),
+    loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
     sample=_mnist_ddpm_sample, evaluate=_mnist_images_eval(_mnist_ddpm_sample), store_dtype=torch.float16,
     sample_options={"sampler": MNIST_DDPM_SAMPLERS},
 ))
@@ -648,14 +654,8 @@ def _mnist_vpsde_sample(model, cfg, n, steps, g, device, sampler: str = "em", ch
 
     steps: default cfg["sample"]["steps"][sampler]. chunk: 128 on CPU, 1000 on a GPU (same generator).
     """
-    if sampler not in MNIST_VPSDE_SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(MNIST_VPSDE_SAMPLERS)}, got {sampler!r}")
-    steps = steps or cfg["sample"]["steps"][sampler]
-    chunk, out = chunk or (128 if torch.device(device).type == "cpu" else 1000), []
-    for k in range(0, n, chunk):
-        x = vpsde_images(model, cfg, (min(chunk, n - k), 1, 28, 28), steps, g, device, sampler)
-        out.append(data.from_model_range(x.cpu())[:, 0])
-    return torch.cat(out).numpy()
+    steps = steps or cfg["sample"]["steps"].get(sampler)
+    return _digits_in_chunks(lambda shape: vpsde_images(model, cfg, shape, steps, g, device, sampler), n, device, chunk)
 
 
 _VPSDE_BETA_MIN, _VPSDE_BETA_MAX = vpsde.discrete_beta_range(1000, 1e-4, 0.02)

@@ -328,7 +328,8 @@ def reverse_sample(sde: VPSDE, score: ScoreFn, shape: tuple, steps: int, generat
                    progress: bool = False) -> tuple[Tensor, Trajectory | None]:
     """Draw x_1 ~ N(0, I) of `shape` (or take `x1`) and integrate back to t = eps. Chapters 5 and 7.
 
-    sampler: "sde" (reverse Euler-Maruyama), "euler" or "heun" (probability-flow ODE).
+    sampler: "sde" (reverse Euler-Maruyama), "euler" or "heun" (probability-flow ODE). Unlike
+    `ancestral_sample` and `pc_sample`, "sde" adds noise on its last step too (std g(eps) sqrt(h)).
     Returns (x_eps of `shape` on `device`, Trajectory or None).
     """
     if sampler not in ("sde", "euler", "heun"):

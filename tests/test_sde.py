@@ -127,7 +127,7 @@ def test_mixture_score_matches_finite_differences_of_log_density():
 
 @pytest.mark.parametrize("method", ["euler", "heun"])
 def test_reverse_ode_with_exact_score_recovers_mixture(method):
-    """Probability-flow ODE, 1000 steps from t = 1 to eps, n = 20,000: W1 to the mixture < 0.02.
+    """Probability-flow ODE, 1000 steps from t = 1 to eps, n = 20,000: W1 to the mixture < 0.002.
 
     In 1D the ODE's flow is monotone, so from the 20,000 quantiles of N(0, 1) it returns the quantiles of
     its own output law: W1 measures the solver alone, with no sampling noise. Measured: 4.7e-4 (Euler),
@@ -135,9 +135,7 @@ def test_reverse_ode_with_exact_score_recovers_mixture(method):
     """
     x, _ = reverse_sample(SDE, exact_score(MIX, SDE), (20_000, 1), 1000, None, sampler=method,
                           x1=normal_quantiles(20_000))
-    w1 = w1_to_mix(x)
-    assert w1 < 0.02
-    assert w1 < 0.002
+    assert w1_to_mix(x) < 0.002
 
 
 def test_reverse_sde_with_exact_score_recovers_mixture():

@@ -231,18 +231,9 @@ def test_image_samplers_give_seeded_batches_of_the_right_shape(name, images, sam
     assert a.shape == (3, 1, 28, 28) and torch.isfinite(a).all()
     assert torch.equal(a, b) and not torch.equal(a, c)
     x = models.get(name).sample(_stand_in, cfg, 5, 3, config.generator(0), "cpu", sampler=sampler, chunk=2)
-    assert x.shape == (5, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+    assert x.shape == (5, 28, 28) and x.dtype == np.float32
     with pytest.raises(ValueError, match="sampler must be one of"):
         images(_stand_in, cfg, (1, 1, 28, 28), 2, config.generator(0), "cpu", "rk4")
-
-
-def test_ddpm_reverse_sde_sampler_is_euler_maruyama_with_the_converted_score():
-    cfg = models.get("mnist-ddpm").config
-    sched = DDPMSchedule(T, BETA_1, BETA_T)
-    x = models.ddpm_images(_stand_in, cfg, (2, 1, 28, 28), 7, config.generator(3), "cpu", "em")
-    score = get_score_model(_stand_in, (1.0 - sched.alpha_bars).sqrt())
-    y, _ = vpsde.reverse_sample(SDE, score, (2, 1, 28, 28), 7, config.generator(3), "sde", vpsde.EPS)
-    assert torch.equal(x, y)
 
 
 # ------------------------------------------------------------------------------------------ bits/dim
@@ -389,7 +380,7 @@ def test_fast_mnist_vpsde_trains_and_the_cli_samples_with_each_named_sampler(tmp
     code = cli.main(["sample", "mnist-vpsde", "--sampler", "pc", "--n", "2", "--steps", "5", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     x = np.load(out)
-    assert x.shape == (2, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+    assert x.shape == (2, 28, 28) and x.dtype == np.float32
     again = models.sample("mnist-vpsde", models.load("mnist-vpsde")[0], 2, 5, seed=0, sampler="pc")
     assert np.array_equal(x, again)
     capsys.readouterr()
