@@ -133,3 +133,30 @@ def test_train_model_is_reproducible_from_its_seed(monkeypatch):
     b, _, rb = models.train_model("moons-ddpm", mode="fast", progress=False, save=False, evaluate=False)
     assert ra.losses == rb.losses
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_restart_from_the_stored_first_phase_equals_training_both_phases(monkeypatch, tmp_path, capsys):
+    import dataclasses
+
+    spec = models.get("moons-ddpm")
+    first = dataclasses.replace(spec, fast={"steps": 20})
+    both = dataclasses.replace(spec, fast={"steps": 20, "restart": {"steps": 10, "lr": 1e-3, "warmup": 2}})
+    monkeypatch.setitem(models.REGISTRY, "moons-ddpm", both)
+    a, entry, _ = models.train_model("moons-ddpm", "fast", folder=tmp_path / "a", progress=False, evaluate=False)
+    assert entry["train_steps"] == 30 and "restarting" not in capsys.readouterr().out
+    monkeypatch.setitem(models.REGISTRY, "moons-ddpm", first)
+    models.train_model("moons-ddpm", "fast", folder=tmp_path / "b", progress=False, evaluate=False)
+    monkeypatch.setitem(models.REGISTRY, "moons-ddpm", both)
+    b, _, result = models.train_model("moons-ddpm", "fast", folder=tmp_path / "b", progress=False, evaluate=False)
+    assert "restarting from the stored checkpoint" in capsys.readouterr().out and result.steps == 10
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_fast_budget_drops_the_full_restart():
+    import dataclasses
+
+    spec = models.get("moons-ddpm")
+    train = {**spec.config["train"], "restart": {"steps": 10, "lr": 1e-3}}
+    spec = dataclasses.replace(spec, config={**spec.config, "train": train}, fast={"steps": 20})
+    assert spec.budget("full")["train"]["restart"]["steps"] == 10
+    assert "restart" not in spec.budget("fast")["train"]
