@@ -1,8 +1,9 @@
-"""Command line of the course: `python -m helpers list | train | sample`.
+"""Command line of the course: `python -m helpers list | train | sample | quality | time`.
 
     python -m helpers list
     python -m helpers train MODEL [--fast] [--device D]
     python -m helpers sample MODEL --n N --out FILE.npy [--steps S] [--seed K] [--sampler NAME]
+    python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
 
 Errors (unknown model, bad number, unwritable path, missing data) print one line to stderr and exit 2.
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_int, default=0)
     s.add_argument("--sampler", default=None, help="sampler name, for models that have several")
     s.add_argument("--device", default=None)
+    q = sub.add_parser("quality", help="FD and class TV of MNIST samples against their floors (chapters 6-8)")
+    q.add_argument("file", help=".npy of digits (N, 28, 28) in [0, 1], e.g. from `sample mnist-vpsde`")
     m = sub.add_parser("time", help="seconds per training step and per short sampling run")
     m.add_argument("model")
     m.add_argument("--steps", type=_positive_int, default=5, help="timed training steps")
@@ -91,6 +94,23 @@ def _list() -> int:
     return 0
 
 
+def _quality(path: str) -> int:
+    """Print metrics.mnist_quality of the digits in `path` (the manifest's FD, at the file's n)."""
+    from . import metrics, models
+
+    try:
+        x = np.load(path)
+    except (OSError, ValueError) as err:
+        return _fail(f"cannot read {path!r}: {err}")
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        return _fail(f"{path!r} holds shape {x.shape}; expected MNIST digits (N, 28, 28) in [0, 1]")
+    q = metrics.mnist_quality(x, models.load("mnist-eval")[0])
+    print(f"n = {q['n']}: FD {q['fd']:.4f}, floor {q['fd_floor']:.4f} (ratio {q['fd'] / q['fd_floor']:.3f}); "
+          f"class TV {q['class_tv']:.4f}, floor {q['class_tv_floor']:.4f}")
+    print(f"classes: {q['class_histogram']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import checkpoints, config, data, models
@@ -98,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _list()
+        if args.command == "quality":
+            return _quality(args.file)
         spec = models.get(args.model)
         if args.command == "time":
             r = models.time_steps(spec.name, args.steps, device=args.device)

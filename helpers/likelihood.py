@@ -88,8 +88,8 @@ def sde_log_likelihood(score: ScoreFn, sde: VPSDE, x: Tensor, generator: torch.G
 
     score: s(x (B, ...), t (B,)) -> (B, ...), differentiable in x (e.g. `sde.eps_score(model, sde)`).
     method: "heun" (`steps` trapezoid steps on `log_time_grid`, 2 drift calls each) or "rk45" (scipy's
-    adaptive RK45 with rtol, atol, as the official code). probe: "rademacher", "gaussian" (drawn once per sample from
-    `generator`) or "exact" (D backward passes per call). The result is log p_eps(x) ~ log p_0(x) (eps =
+    adaptive RK45 with rtol, atol, as the official code). probe: "rademacher", "gaussian" (drawn once per
+    sample from `generator`) or "exact" (D backward passes per call). The result is log p_eps(x) ~ log p_0(x) (eps =
     1e-3 changes it by O(sigma(eps)^2) per dimension). Returns (log p (B,), {"nfev": drift evaluations,
     "x1": the end point (B, ...), "prior": log N(x1; 0, I) (B,), "integral": int div (B,)}).
     """

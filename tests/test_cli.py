@@ -25,6 +25,7 @@ def _run(capsys, *argv):
     (["sample", "moons-ddpm", "--n", "5", "--out", "x.npy", "--sampler", "ode"], "samplers"),
     (["train", "nope"], "unknown model"),
     (["frobnicate"], "invalid choice"),
+    (["quality", "/no/such/file.npy"], "cannot read"),
 ])
 def test_bad_input_is_one_line_and_status_2(capsys, argv, message):
     code, out, err = _run(capsys, *argv)
@@ -64,3 +65,15 @@ def test_time_reports_a_training_step_and_a_sampling_run(capsys):
     assert "to sample 64 with --steps 2" in out
     code, _, err = _run(capsys, "time", "nope")
     assert code == 2 and "unknown model" in err
+
+
+def test_quality_scores_mnist_digits_and_refuses_other_arrays(capsys, tmp_path):
+    images, _ = data.mnist_tensors_cached(train=True)  # real digits, none of them the floor's held-out ones
+    np.save(tmp_path / "test.npy", images[:200, 0].numpy())
+    np.save(tmp_path / "moons.npy", np.zeros((5, 2), np.float32))
+    code, out, _ = _run(capsys, "quality", str(tmp_path / "test.npy"))
+    assert code == 0 and out.startswith("n = 200: FD ")
+    ratio = float(out.split("(ratio ")[1].split(")")[0])
+    assert ratio < 2  # real digits score about their floor (noise scores hundreds of times it)
+    code, _, err = _run(capsys, "quality", str(tmp_path / "moons.npy"))
+    assert code == 2 and "expected MNIST digits" in err
