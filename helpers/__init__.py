@@ -1,9 +1,21 @@
 """Helpers of the course book on score-based generative models.
 
-One module per concept: config (environment), data, nets, schedules (DDPM, NCSN), losses, samplers,
-langevin, sde (the VP-SDE and its integrators), likelihood (bits/dim through the probability-flow ODE),
-training, checkpoints, models (the named models and load_or_train), metrics, plotting, cli, and
-assignment (the assignment's names for chapters 6-7, as thin wrappers of the others).
+One module per concept, found by its file name:
+    config        the one place that reads the environment (mode, data root, checkpoints, device, seed)
+    errors        CourseError and its family: what a learner can fix, with a message saying how
+    data          moons, 1D Gaussian mixtures, MNIST
+    nets          MLPs with time embeddings, the U-Net, the MNIST classifier
+    schedules     the DDPM schedule and NCSN's noise levels
+    sde           the VP-SDE and its exact results for Gaussian mixtures
+    scores        every model-output -> score conversion
+    samplers/     every generative sampler behind one contract, (x, Trajectory); kernels.py holds the steps
+    langevin      the Langevin step and chapter 3's MCMC chains (ULA, MALA)
+    losses        DDPM, NCSN and VP-SDE training losses
+    likelihood    bits/dim through the probability-flow ODE
+    training      the one training loop (seeded, resumable); checkpoints: atomic files and the manifest
+    models/       the named models: registry, lifecycle (train, load, sample), one file per model family
+    metrics/      distances, MCMC diagnostics, the MNIST evaluation protocol, check-cell verdicts
+    plotting, cli, assignment (the assignment's names for chapters 6-7, as thin wrappers of the others)
 Import what you need, e.g. `from helpers import data, models`.
 """
 

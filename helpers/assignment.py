@@ -3,7 +3,8 @@
 The assignment names its objects `DDPM_SDE`, `UnifiedLoss`, `get_score_model`, `get_score_model_continuous`,
 `train_sde`, `AncestralSamplingContinuous` and `sample_images`. Each is defined here, once, on top of the
 house-style function that does the work (named in its docstring), so the maths is written only in
-`sde.py`, `losses.py`, `training.py` and `plotting.py`, and both vocabularies give the same numbers.
+`sde.py`, `scores.py`, `samplers/`, `losses.py`, `training.py` and `plotting.py`, and both vocabularies
+give the same numbers.
 
 The assignment's SDE is the VP-SDE whose beta(t) = T beta_{tT} continues a discrete DDPM schedule with
 beta_1 = 1e-4 ... beta_T = 0.02, T = 1000 (`sde.discrete_beta_range`: exactly linear, from 0.0800801 at
@@ -20,7 +21,9 @@ from torch import Tensor, nn
 
 from . import checkpoints, losses, plotting, training
 from .schedules import expand_like
-from .sde import EPS, ScoreFn, VPSDE, ancestral_sample, discrete_beta_range, eps_score
+from .samplers import vpsde_ancestral
+from .scores import ScoreFn, ddpm_score, eps_score
+from .sde import EPS, VPSDE, discrete_beta_range
 
 EpsModel = Callable[[Tensor, Tensor], Tensor]  # eps_theta(x (B, ...), t (B,)) -> (B, ...)
 
@@ -95,12 +98,12 @@ class UnifiedLoss(nn.Module):
 
 def get_score_model(ddpm_model: EpsModel, ddpm_sqrt_1m_alpha: Tensor) -> ScoreFn:
     """Chapter 6: score(x_t, t) = -eps(x_t, i / T) / sqrt(1 - alpha_bar_i), i = round(t T) in 1..T:
-    `losses.ddpm_score`. ddpm_sqrt_1m_alpha: (T,) the DDPM's sqrt(1 - alpha_bar_i), i = 1..T."""
-    return losses.ddpm_score(ddpm_model, ddpm_sqrt_1m_alpha)
+    `scores.ddpm_score`. ddpm_sqrt_1m_alpha: (T,) the DDPM's sqrt(1 - alpha_bar_i), i = 1..T."""
+    return ddpm_score(ddpm_model, ddpm_sqrt_1m_alpha)
 
 
 def get_score_model_continuous(model: EpsModel, sde: VPSDE) -> ScoreFn:
-    """Chapter 7: score(x_t, t) = -eps_theta(x_t, t) / sigma(t) for t in (0, 1]: `sde.eps_score`."""
+    """Chapter 7: score(x_t, t) = -eps_theta(x_t, t) / sigma(t) for t in (0, 1]: `scores.eps_score`."""
     return eps_score(model, sde)
 
 
@@ -141,7 +144,7 @@ def train_sde(model: nn.Module, sde: VPSDE, data: Tensor | Callable[[torch.Gener
 
 
 class AncestralSamplingContinuous(nn.Module):
-    """Ancestral sampling of a continuous VP-SDE noise predictor in T_discrete steps: `sde.ancestral_sample`.
+    """Ancestral sampling of a continuous VP-SDE noise predictor in T_discrete steps: `samplers.vpsde_ancestral`.
 
     forward(x_T (B, ...), generator=None) runs `steps` (default sde.T_discrete) steps from t = 1 to 0 with
     score -eps_theta / sigma(t), adding no noise on the last step, and returns the list of the images
@@ -157,8 +160,8 @@ class AncestralSamplingContinuous(nn.Module):
     @torch.no_grad()
     def forward(self, x_T: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:  # noqa: N803
         g = generator if generator is not None else torch.default_generator
-        x, traj = ancestral_sample(self.sde, eps_score(self.model, self.sde), x_T, self.steps, g,
-                                   keep_every=self.every)
+        x, traj = vpsde_ancestral(eps_score(self.model, self.sde), self.sde, x_T, self.steps, g,
+                                  keep_every=self.every)
         return [s.to(x.device) for s in traj.states[1:]]
 
 

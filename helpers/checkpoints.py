@@ -21,11 +21,10 @@ from typing import Any
 
 import torch
 
+from .errors import CheckpointError
+
 MANIFEST = "manifest.json"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, altered or incompatible; the message says what to do."""
+ENTRY_KEYS = ("file", "sha256", "config")  # what every manifest entry holds (save_model writes them)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -74,8 +73,16 @@ def read_manifest(folder: str | Path) -> dict:
     path = Path(folder) / MANIFEST
     if not path.exists():
         return {"models": {}}
-    with open(path) as f:
-        return json.load(f)
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"{path} is not valid JSON ({err}); restore it with git (git checkout -- {path.name} in "
+            f"{path.parent}) or delete it and retrain the models it listed") from err
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), dict):
+        raise CheckpointError(f"{path} has no \"models\" table; restore it with git (git checkout -- "
+                              f"{path.name} in {path.parent}) or delete it and retrain the models it listed")
+    return manifest
 
 
 def write_entry(folder: str | Path, name: str, entry: dict) -> None:
@@ -114,6 +121,10 @@ def load_model(folder: str | Path, name: str) -> tuple[dict, dict]:
     if entry is None:
         raise CheckpointError(f"no manifest entry for {name!r} in {folder / MANIFEST}; "
                               f"train it with: python -m helpers train {name}")
+    missing = [k for k in ENTRY_KEYS if k not in entry] if isinstance(entry, dict) else list(ENTRY_KEYS)
+    if missing:
+        raise CheckpointError(f"the manifest entry of {name!r} in {folder / MANIFEST} lacks {', '.join(missing)}; "
+                              f"restore the manifest with git or retrain: python -m helpers train {name}")
     path = folder / entry["file"]
     if not path.exists():
         raise CheckpointError(f"{path} is listed in the manifest but missing; "

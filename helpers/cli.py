@@ -6,7 +6,9 @@
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
 
-Errors (unknown model, bad number, unwritable path, missing data) print one line to stderr and exit 2.
+Course errors (`errors.CourseError`: unknown model or sampler, missing or altered checkpoint, missing data,
+a diverged training) and argument errors (bad number, unwritable path) print one line to stderr and exit 2;
+`--traceback` shows the traceback of a course error too. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def _int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m helpers", description="Train, list and sample the course's models.")
+    p.add_argument("--traceback", action="store_true", help="show the traceback of course errors too")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="every model, its checkpoint and metrics")
     t = sub.add_parser("train", help="train a model and save its checkpoint")
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_int, default=0)
     s.add_argument("--sampler", default=None, help="sampler name, for models that have several")
     s.add_argument("--device", default=None)
+    s.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     q = sub.add_parser("quality", help="FD and class TV of MNIST samples against their floors (chapters 6-8)")
     q.add_argument("file", help=".npy of digits (N, 28, 28) in [0, 1], e.g. from `sample mnist-vpsde`")
     m = sub.add_parser("time", help="seconds per training step and per short sampling run")
@@ -79,24 +83,37 @@ def _list() -> int:
     manifest = checkpoints.read_manifest(folder)["models"]
     for name, spec in sorted(models.REGISTRY.items(), key=lambda kv: (kv[1].chapter, kv[0])):
         entry = manifest.get(name)
-        if entry is None or not (folder / entry["file"]).exists():
-            state = "no checkpoint"
-        elif checkpoints.sha256_file(folder / entry["file"]) != entry["sha256"]:
-            state = "checkpoint ALTERED (hash mismatch)"
-        elif not models.compatible(spec, entry):
-            state = "checkpoint incompatible (retrain)"
-        else:
-            state = (f"checkpoint ok ({entry['mode']} mode, {entry['train_steps']} steps in "
-                     f"{entry['train_seconds']:.0f} s on {entry['hardware']})")
-        print(f"{name:14s} ch.{spec.chapter}  {spec.summary}\n{'':14s} {state}")
-        if entry is not None:
+        print(f"{name:14s} ch.{spec.chapter}  {spec.summary}\n{'':14s} {_checkpoint_state(folder, spec, entry)}")
+        if isinstance(entry, dict):
             print(f"{'':14s} metrics: {json.dumps(entry.get('metrics', {}))}")
     return 0
 
 
+def _checkpoint_state(folder, spec, entry) -> str:
+    """One line on the checkpoint of `spec` in `folder`: ok (with its budget), missing, altered or malformed."""
+    from . import checkpoints, models
+
+    if entry is None:
+        return "no checkpoint"
+    missing = [k for k in checkpoints.ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
+    if missing:
+        return f"manifest entry MALFORMED (lacks {', '.join(missing)}; restore manifest.json with git or retrain)"
+    if not (folder / entry["file"]).exists():
+        return "no checkpoint (listed in the manifest, file missing)"
+    if checkpoints.sha256_file(folder / entry["file"]) != entry["sha256"]:
+        return "checkpoint ALTERED (hash mismatch)"
+    if not models.compatible(spec, entry):
+        return "checkpoint incompatible (retrain)"
+    try:
+        return (f"checkpoint ok ({entry['mode']} mode, {entry['train_steps']} steps in "
+                f"{float(entry['train_seconds']):.0f} s on {entry['hardware']})")
+    except (KeyError, TypeError, ValueError):
+        return "checkpoint ok (its manifest entry lacks the training record)"
+
+
 def _quality(path: str) -> int:
     """Print metrics.mnist_quality of the digits in `path` (the manifest's FD, at the file's n)."""
-    from . import metrics, models
+    from . import metrics
 
     try:
         x = np.load(path)
@@ -104,7 +121,11 @@ def _quality(path: str) -> int:
         return _fail(f"cannot read {path!r}: {err}")
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         return _fail(f"{path!r} holds shape {x.shape}; expected MNIST digits (N, 28, 28) in [0, 1]")
-    q = metrics.mnist_quality(x, models.load("mnist-eval")[0])
+    if x.size and (not np.isfinite(x).all() or x.min() < -1e-3 or x.max() > 1 + 1e-3):
+        return _fail(f"{path!r} holds values in [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]; expected pixels in [0, 1]")
+    if not 2 <= len(x) <= 10_000:
+        return _fail(f"{path!r} holds {len(x)} digits; the quality metric needs between 2 and 10000")
+    q = metrics.mnist_quality(x, metrics.evaluation_classifier())
     print(f"n = {q['n']}: FD {q['fd']:.4f}, floor {q['fd_floor']:.4f} (ratio {q['fd'] / q['fd_floor']:.3f}); "
           f"class TV {q['class_tv']:.4f}, floor {q['class_tv_floor']:.4f}")
     print(f"classes: {q['class_histogram']}")
@@ -113,48 +134,51 @@ def _quality(path: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from . import checkpoints, config, data, models
+    from .errors import CourseError
 
     try:
-        if args.command == "list":
-            return _list()
-        if args.command == "quality":
-            return _quality(args.file)
-        spec = models.get(args.model)
-        if args.command == "time":
-            r = models.time_steps(spec.name, args.steps, device=args.device)
-            print(f"{spec.name} on {r['device']}: {r['parameters']:,} parameters, {r['train_step_s']:.4f} s "
-                  f"per training step (batch {r['batch']}, mean of {args.steps})")
-            if r["sample_s"] is not None:
-                print(f"{spec.name} on {r['device']}: {r['sample_s']:.3f} s to sample {r['n_sample']} "
-                      f"with --steps {r['sample_steps']}")
-            return 0
-        if args.command == "train":
-            mode = "fast" if args.fast else "full"
-            _, entry, result = models.train_model(spec.name, mode, args.device, progress=not args.no_progress)
-            print(f"{spec.name}: trained {entry['train_steps']} steps in {entry['train_seconds']:.0f} s (its last "
-                  f"phase resumed from step {result.resumed_from}); metrics {json.dumps(entry['metrics'])}")
-            print(f"saved {config.checkpoint_dir() / (spec.name + '.pt')}")
-            return 0
-        out = Path(args.out)
-        if out.suffix != ".npy":
-            return _fail(f"--out must end in .npy, got {args.out!r}")
-        if not out.parent.exists() or not out.parent.is_dir():
-            return _fail(f"cannot write {args.out!r}: folder {str(out.parent)!r} does not exist")
-        options = {}
-        if args.sampler is not None:
-            allowed = spec.sample_options.get("sampler", ())
-            if args.sampler not in allowed:
-                return _fail(f"{spec.name} has samplers {', '.join(allowed) or '(only its default)'}; "
-                             f"got {args.sampler!r}")
-            options["sampler"] = args.sampler
-        model, _ = models.load(spec.name, args.device)
-        x = models.sample(spec.name, model, args.n, args.steps, args.seed, args.device, **options)
-        try:
-            np.save(out, x)
-        except OSError as err:
-            return _fail(f"cannot write {args.out!r}: {err.strerror}")
-        print(f"wrote {args.out}: {x.shape} float32")
-        return 0
-    except (ValueError, checkpoints.CheckpointError, data.DataNotFoundError) as err:
+        return _run(args)
+    except CourseError as err:
+        if args.traceback:
+            raise
         return _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+
+
+def _run(args) -> int:
+    from . import config, models
+
+    if args.command == "list":
+        return _list()
+    if args.command == "quality":
+        return _quality(args.file)
+    spec = models.get(args.model)
+    if args.command == "time":
+        r = models.time_steps(spec.name, args.steps, device=args.device)
+        print(f"{spec.name} on {r['device']}: {r['parameters']:,} parameters, {r['train_step_s']:.4f} s "
+              f"per training step (batch {r['batch']}, mean of {args.steps})")
+        if r["sample_s"] is not None:
+            print(f"{spec.name} on {r['device']}: {r['sample_s']:.3f} s to sample {r['n_sample']} "
+                  f"with --steps {r['sample_steps']}")
+        return 0
+    if args.command == "train":
+        mode = "fast" if args.fast else "full"
+        _, entry, result = models.train_model(spec.name, mode, args.device, progress=not args.no_progress)
+        print(f"{spec.name}: trained {entry['train_steps']} steps in {entry['train_seconds']:.0f} s (its last "
+              f"phase resumed from step {result.resumed_from}); metrics {json.dumps(entry['metrics'])}")
+        print(f"saved {config.checkpoint_dir() / (spec.name + '.pt')}")
+        return 0
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        return _fail(f"--out must end in .npy, got {args.out!r}")
+    if not out.parent.exists() or not out.parent.is_dir():
+        return _fail(f"cannot write {args.out!r}: folder {str(out.parent)!r} does not exist")
+    spec.sampler(args.sampler)  # an unknown sampler, or a model without one, fails before loading
+    model, _ = models.load(spec.name, args.device)
+    x = models.sample(spec.name, model, args.n, args.steps, args.seed, args.device, sampler=args.sampler,
+                      progress=not args.no_progress)
+    try:
+        np.save(out, x)
+    except OSError as err:
+        return _fail(f"cannot write {args.out!r}: {err.strerror}")
+    print(f"wrote {args.out}: {x.shape} float32")
+    return 0

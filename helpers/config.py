@@ -20,15 +20,17 @@ from pathlib import Path
 
 import torch
 
+from .errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODES = ("fast", "full")
 
 
 def mode() -> str:
-    """`fast` or `full`, from `COURSE_MODE`; anything else raises `ValueError` naming the variable."""
+    """`fast` or `full`, from `COURSE_MODE`; anything else raises `ConfigError` naming the variable."""
     value = os.environ.get("COURSE_MODE", "fast").strip().lower()
     if value not in MODES:
-        raise ValueError(f"COURSE_MODE must be one of {MODES}, got {value!r}")
+        raise ConfigError(f"COURSE_MODE must be one of {MODES}, got {value!r}")
     return value
 
 
@@ -46,7 +48,7 @@ def allow_download() -> bool:
     """Whether torchvision may download missing datasets (`COURSE_DOWNLOAD`, default `1`)."""
     value = os.environ.get("COURSE_DOWNLOAD", "1").strip().lower()
     if value not in ("0", "1", "true", "false", "yes", "no"):
-        raise ValueError(f"COURSE_DOWNLOAD must be 0 or 1, got {value!r}")
+        raise ConfigError(f"COURSE_DOWNLOAD must be 0 or 1, got {value!r}")
     return value in ("1", "true", "yes")
 
 
@@ -58,7 +60,7 @@ def checkpoint_dir() -> Path:
 def device(requested: str | None = None) -> torch.device:
     """The torch device: `requested`, else `COURSE_DEVICE`, else cuda when available, else cpu.
 
-    Asking for cuda on a machine without it raises `ValueError` rather than failing later.
+    Asking for cuda on a machine without it raises `ConfigError` rather than failing later.
     """
     name = (requested or os.environ.get("COURSE_DEVICE", "auto")).strip().lower()
     if name == "auto":
@@ -66,9 +68,9 @@ def device(requested: str | None = None) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {name!r}") from err
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {name!r}") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for, but torch sees no CUDA device here")
+        raise ConfigError(f"device {name!r} was asked for, but torch sees no CUDA device here")
     return dev
 
 
@@ -78,7 +80,7 @@ def seed() -> int:
     try:
         return int(value)
     except ValueError as err:
-        raise ValueError(f"COURSE_SEED must be an integer, got {value!r}") from err
+        raise ConfigError(f"COURSE_SEED must be an integer, got {value!r}") from err
 
 
 def generator(seed_value: int | None = None, device_: torch.device | str = "cpu") -> torch.Generator:

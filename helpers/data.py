@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from . import config
+from .errors import DataNotFoundError  # noqa: F401  (raised here; data.DataNotFoundError still works)
 
 # ----------------------------------------------------------------------------------------------- 2D toys
 
@@ -145,10 +146,6 @@ class GaussianMixture1D:
 
 
 # ------------------------------------------------------------------------------------------------- MNIST
-
-
-class DataNotFoundError(RuntimeError):
-    """MNIST is neither under the configured data root nor downloadable; the message says what to do."""
 
 
 def mnist_dataset(train: bool = True, root: str | Path | None = None, download: bool | None = None):

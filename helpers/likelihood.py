@@ -3,7 +3,8 @@
 Why a module of its own rather than more of `sde.py`: a likelihood is an evaluation of a trained model,
 not a sampler; it differentiates through the score (every integrator in `sde.py` runs under no_grad), and
 it carries the data-side bookkeeping of dequantisation and units. It asks `sde.py` only for the SDE's
-`ode_drift` and `prior_log_prob`, so the maths of the SDE stays written once.
+`ode_drift` and `prior_log_prob`, and its integrators are the samplers' own kernels (`heun_step`,
+`solve_ivp_torch` in `samplers/kernels.py`), so the maths of the SDE and of the ODE steps stays written once.
 
 Instantaneous change of variables (Chen et al. 2018; Song et al. 2021, eq. 39 and appendix D.2): along a
 solution of the probability-flow ODE dx/dt = f~(x, t) = f(x, t) - 1/2 g(t)^2 s(x, t),
@@ -32,7 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .sde import EPS, ScoreFn, VPSDE, _as_time
+from .samplers.kernels import heun_step, solve_ivp_torch
+from .scores import ScoreFn
+from .sde import EPS, VPSDE, _as_time
 
 PROBES = ("rademacher", "gaussian", "exact")
 
@@ -86,7 +89,7 @@ def sde_log_likelihood(score: ScoreFn, sde: VPSDE, x: Tensor, generator: torch.G
                        rtol: float = 1e-5, atol: float = 1e-5) -> tuple[Tensor, dict]:
     """log p(x) in nats (B,) of data x (B, ...) in model coordinates, by the probability-flow ODE from t = eps to 1.
 
-    score: s(x (B, ...), t (B,)) -> (B, ...), differentiable in x (e.g. `sde.eps_score(model, sde)`).
+    score: s(x (B, ...), t (B,)) -> (B, ...), differentiable in x (e.g. `scores.eps_score(model, sde)`).
     method: "heun" (`steps` trapezoid steps on `log_time_grid`, 2 drift calls each) or "rk45" (scipy's
     adaptive RK45 with rtol, atol, as the official code). probe: "rademacher", "gaussian" (drawn once per
     sample from `generator`) or "exact" (D backward passes per call). The result is log p_eps(x) ~ log p_0(x) (eps =
@@ -108,34 +111,18 @@ def sde_log_likelihood(score: ScoreFn, sde: VPSDE, x: Tensor, generator: torch.G
         v = hutchinson_probe(tuple(x.shape), probe, generator).to(x)
     B = x.shape[0]
 
+    def drift_and_div(x_: Tensor, t_: float) -> tuple[Tensor, Tensor]:
+        return _drift_and_divergence(sde, score, x_, t_, v)
+
     if method == "heun":
         ts = log_time_grid(eps, 1.0, steps)
         integral = torch.zeros(B, dtype=x.dtype, device=x.device)
         for k in range(steps):
-            t, t_next = float(ts[k]), float(ts[k + 1])
-            dt = t_next - t
-            f1, d1 = _drift_and_divergence(sde, score, x, t, v)
-            f2, d2 = _drift_and_divergence(sde, score, x + f1 * dt, t_next, v)
-            x = x + 0.5 * (f1 + f2) * dt
-            integral = integral + 0.5 * (d1 + d2) * dt
+            x, increment = heun_step(drift_and_div, x, float(ts[k]), float(ts[k + 1]))
+            integral = integral + increment
         nfev = 2 * steps
     else:
-        from scipy.integrate import solve_ivp
-
-        shape, like, n = x.shape, x, x.numel()
-
-        def fun(t, y):
-            xt = torch.as_tensor(y[:n].reshape(shape), dtype=like.dtype, device=like.device)
-            f, d = _drift_and_divergence(sde, score, xt, float(t), v)
-            return np.concatenate([f.double().cpu().numpy().ravel(), d.double().cpu().numpy()])
-
-        y0 = np.concatenate([x.detach().double().cpu().numpy().ravel(), np.zeros(B)])
-        sol = solve_ivp(fun, (eps, 1.0), y0, method="RK45", rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"solve_ivp (RK45) failed: {sol.message}")
-        x = torch.as_tensor(sol.y[:n, -1].reshape(shape)).to(like)
-        integral = torch.as_tensor(sol.y[n:, -1]).to(like)
-        nfev = int(sol.nfev)
+        x, integral, nfev = solve_ivp_torch(drift_and_div, x.detach(), eps, 1.0, accumulate=True, rtol=rtol, atol=atol)
     prior = sde.prior_log_prob(x)
     return prior + integral, {"nfev": nfev, "x1": x, "prior": prior, "integral": integral}
 

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .schedules import DDPMSchedule, expand_like
+from .scores import ncsn_score
 
 
 def _randn_like(x: Tensor, generator: torch.Generator) -> Tensor:
@@ -21,42 +22,6 @@ def ddpm_loss(model: nn.Module, x0: Tensor, schedule: DDPMSchedule, generator: t
     noise = _randn_like(x0, generator)
     x_i = schedule.q_sample(x0, i, noise)
     return (model(x_i, schedule.time(i).to(x0.device)) - noise).pow(2).mean()
-
-
-def ddpm_score(eps_model, sqrt_one_minus_alpha_bar: Tensor):
-    """Score of a DDPM noise predictor at times t in [0, 1]: s(x, t) = -eps_theta(x, i / T) / sqrt(1 - alpha_bar_i).
-
-    i = round(t T) clamped to 1..T, with T = len(sqrt_one_minus_alpha_bar) ((T,), entry i - 1 for step i,
-    e.g. `(1 - schedule.alpha_bars).sqrt()`); the network sees its training time i / T. Since x_i =
-    sqrt(alpha_bar_i) x_0 + sqrt(1 - alpha_bar_i) eps, grad log q(x_i | x_0) = -eps / sqrt(1 - alpha_bar_i),
-    and the minimiser of the noise-prediction loss is E[eps | x_i], so this is the score of q(x_i)
-    (Vincent 2011; Song et al. 2021, appendix B). Returns score(x (B, ...), t (B,)) -> (B, ...). Chapter 6.
-    """
-    table = torch.as_tensor(sqrt_one_minus_alpha_bar)
-    if table.ndim != 1 or len(table) < 1 or not bool((table > 0).all()):
-        raise ValueError(f"sqrt_one_minus_alpha_bar must be a positive (T,) tensor, got shape {tuple(table.shape)}")
-    T = len(table)
-
-    def score(x: Tensor, t: Tensor) -> Tensor:
-        t = torch.as_tensor(t)
-        if t.shape != (x.shape[0],) or bool(t.min() < 0) or bool(t.max() > 1):
-            raise ValueError(f"t must be (B,) = ({x.shape[0]},) in [0, 1], got shape {tuple(t.shape)}")
-        i = torch.round(t.double().cpu() * T).long().clamp(1, T)
-        sigma = table[i - 1].to(x)
-        return -eps_model(x, (i.double() / T).to(x)) / expand_like(sigma, x)
-
-    return score
-
-
-def ncsn_score(model: nn.Module, x: Tensor, level: Tensor, sigmas: Tensor) -> Tensor:
-    """Noise-conditional score s_theta(x, sigma_j) = net(x, j / (L - 1)) / sigma_j.
-
-    x: (B, ...); level: (B,) integer indices j in 0..L-1 into sigmas (L,). Dividing by sigma builds in the
-    known scale |score| ~ 1/sigma (Song & Ermon 2020, technique 3), so the net's output is O(1). Chapter 2.
-    """
-    L = len(sigmas)
-    sigma = sigmas.to(x.device)[level]
-    return model(x, level.float().to(x.device) / (L - 1)) / expand_like(sigma, x)
 
 
 def ncsn_loss(model: nn.Module, x0: Tensor, sigmas: Tensor, generator: torch.Generator) -> Tensor:

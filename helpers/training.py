@@ -76,7 +76,7 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
           lr_schedule: str = "constant", warmup: int = 0, grad_clip: float | None = None,
           ema_decay: float | None = None, resume_path: str | Path | None = None,
           checkpoint_every: int = 1000, run_config: dict | None = None, progress: bool = True,
-          desc: str = "training") -> TrainResult:
+          desc: str = "training", param_groups: list[dict] | None = None) -> TrainResult:
     """Adam on `loss_fn` for `steps` steps. Used by every chapter through `models.train_model`.
 
     model: trained in place (moved to `device`). generator: a CPU generator driving all randomness.
@@ -84,6 +84,10 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
     weights (returned as `ema_state`). resume_path: every `checkpoint_every` steps the weights, optimizer,
     EMA, step and generator state are written there (atomically); a later call with the same path and
     `run_config` continues from it. The file is removed when training completes.
+    param_groups: Adam's parameter groups, e.g. [{"params": prior.parameters(), "lr": 2e-4},
+    {"params": generator.parameters(), "lr": 1e-3}] for two networks with their own learning rates (a
+    group without "lr" takes `lr`); the schedule scales every group alike. None: all of model's parameters.
+    Raises FloatingPointError naming `desc`, the step and the loss when the loss is not finite.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -93,7 +97,7 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
     device = torch.device(device)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(param_groups if param_groups is not None else model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(lr_schedule, steps, warmup))
     ema = copy.deepcopy(model.state_dict()) if ema_decay is not None else None
     result = TrainResult()
@@ -123,7 +127,7 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         batch = to_device(draw_batch(generator), device)
         loss = loss_fn(model, batch, generator)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or clip gradients")
+            raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower lr or clip gradients")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:

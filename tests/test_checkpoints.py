@@ -1,12 +1,13 @@
 """Checkpoints: round trip, tamper detection, atomic writes, resume after a crash, load_or_train."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
 from torch import nn
 
-from helpers import checkpoints, config, models, training
+from helpers import checkpoints, config, models, nets, training
 
 
 def _tiny():
@@ -118,7 +119,7 @@ def test_incompatible_checkpoint_is_refused(tmp_checkpoints):
     spec = models.get("moons-ddpm")
     cfg = spec.budget("fast")
     cfg["arch"]["hidden"] = 16
-    small = models.nets.TimeMLP(dim=2, **cfg["arch"])
+    small = nets.TimeMLP(dim=2, **cfg["arch"])
     checkpoints.save_model(tmp_checkpoints, "moons-ddpm", small.state_dict(), cfg, {"mode": "full"})
     with pytest.raises(checkpoints.CheckpointError, match="another architecture"):
         models.load("moons-ddpm")
@@ -160,3 +161,24 @@ def test_a_fast_budget_drops_the_full_restart():
     spec = dataclasses.replace(spec, config={**spec.config, "train": train}, fast={"steps": 20})
     assert spec.budget("full")["train"]["restart"]["steps"] == 10
     assert "restart" not in spec.budget("fast")["train"]
+
+
+def test_parameter_groups_give_each_network_its_own_learning_rate(monkeypatch):
+    """Two groups of one Adam: the first layer at lr 0 stays exactly at its seeded initial weights, while
+    the rest moves (the shape of chapter 4's prior and generator with their two learning rates)."""
+    spec = models.get("moons-ddpm")
+
+    def groups(model, cfg):
+        first = list(model.parameters())[:2]
+        rest = list(model.parameters())[2:]
+        return [{"params": first, "lr": 0.0}, {"params": rest, "lr": cfg["train"]["lr"]}]
+
+    monkeypatch.setitem(models.REGISTRY, "moons-ddpm",
+                        dataclasses.replace(spec, fast={"steps": 20, "ema_decay": 0.5}, param_groups=groups))
+    model, _, _ = models.train_model("moons-ddpm", "fast", progress=False, save=False, evaluate=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.config["train"]["seed"])
+        init = spec.build(spec.config)
+    trained, start = list(model.parameters()), list(init.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(trained[:2], start[:2]))
+    assert not any(torch.equal(a, b) for a, b in zip(trained[2:], start[2:]))

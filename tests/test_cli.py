@@ -67,6 +67,7 @@ def test_time_reports_a_training_step_and_a_sampling_run(capsys):
     assert code == 2 and "unknown model" in err
 
 
+@pytest.mark.usefixtures("mnist")
 def test_quality_scores_mnist_digits_and_refuses_other_arrays(capsys, tmp_path):
     images, _ = data.mnist_tensors_cached(train=True)  # real digits, none of them the floor's held-out ones
     np.save(tmp_path / "test.npy", images[:200, 0].numpy())

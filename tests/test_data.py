@@ -66,8 +66,7 @@ def test_mnist_missing_gives_a_message_naming_the_variable(tmp_path):
         data.mnist_dataset(train=False, root=tmp_path, download=False)
 
 
-@pytest.mark.skipif(not (config.data_root() / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists(),
-                    reason="MNIST not under COURSE_DATA_ROOT")
+@pytest.mark.usefixtures("mnist")
 def test_mnist_test_split_loads_from_the_data_root():
     images, labels = data.mnist_tensors(train=False, download=False)
     assert images.shape == (10_000, 1, 28, 28) and images.dtype == torch.float32

@@ -56,18 +56,20 @@ def test_ddpm_loss_of_the_exact_predictor_is_its_closed_form_minimum():
 @pytest.mark.parametrize("steps", [None, 100])
 def test_ancestral_sampling_with_the_exact_predictor_recovers_the_gaussian(steps):
     sched, mu, s = DDPMSchedule(1000), 0.7, 0.4
-    x, kept = samplers.ddpm_ancestral(ExactGaussianEps(sched, mu, s), sched, (50_000, 1),
-                                      config.generator(3), steps=steps, keep=4)
+    g = config.generator(3)
+    n_steps = steps or sched.T
+    x, traj = samplers.ddpm_ancestral(ExactGaussianEps(sched, mu, s), sched, torch.randn(50_000, 1, generator=g),
+                                      steps, g, keep_every=n_steps // 4)
     assert abs(x.mean().item() - mu) < 0.01 and abs(x.std().item() - s) < 0.01
-    assert len(kept) == 4 and kept[-1].shape == (50_000, 1)
+    assert traj.states.shape == (5, 50_000, 1) and torch.equal(traj.states[-1], x)
+    assert float(traj.times[0]) == 1.0 and float(traj.times[-1]) == 0.0 and traj.nfev == n_steps
 
 
 def test_ancestral_sampling_is_seeded():
     sched = DDPMSchedule(100)
     model = ExactGaussianEps(sched, 0.0, 1.0)
-    a, _ = samplers.ddpm_ancestral(model, sched, (10, 1), config.generator(5))
-    b, _ = samplers.ddpm_ancestral(model, sched, (10, 1), config.generator(5))
-    assert torch.equal(a, b)
+    run = lambda seed: samplers.ddpm_ancestral(model, sched, torch.zeros(10, 1), None, config.generator(seed))[0]  # noqa: E731
+    assert torch.equal(run(5), run(5)) and not torch.equal(run(5), run(6))
 
 
 def test_respaced_steps_end_at_T_and_cover_all_when_asked():
@@ -98,3 +100,24 @@ def test_geometric_sigmas_are_geometric_and_decreasing():
     assert s[0].item() == pytest.approx(1.0) and s[-1].item() == pytest.approx(0.01)
     ratios = s[1:] / s[:-1]
     assert torch.allclose(ratios, ratios[0].expand_as(ratios), rtol=1e-5)
+
+
+def test_annealed_langevin_with_the_exact_score_ends_at_ulas_law_of_the_last_level():
+    """Data N(0, s^2): the level-j score is exactly -x / (s^2 + sigma_j^2). After 200 ULA steps at the last
+    level, the chains have the stationary std of ULA on N(0, v), v = s^2 + sigma_L^2 (chapter 3's
+    1 / (1 - h / (2v)) inflation). Spread: sd of a std over n = 50,000 is std / sqrt(2n) = 0.0025; the
+    memory of the level before adds at most 0.001 (its variance excess times (1 - h / v)^400)."""
+    sigmas, s, n = geometric_sigmas(3.0, 0.05, 6), 0.8, 50_000
+    score = lambda x, j: -x / (s**2 + float(sigmas[j]) ** 2)  # noqa: E731
+    g = config.generator(6)
+    x, traj = samplers.annealed_langevin(score, sigmas, 3.0 * torch.randn(n, 1, generator=g), 200, g,
+                                         step_scale=0.01, denoise=False, keep_every=200)
+    v, h = s**2 + 0.05**2, 0.5 * 0.01
+    expected = math.sqrt(v / (1 - h / (2 * v)))
+    assert abs(x.std().item() - expected) < 4 * expected / math.sqrt(2 * n) + 0.001
+    assert traj.states.shape == (7, n, 1) and traj.nfev == 6 * 200
+    assert torch.allclose(traj.times, torch.tensor([1.0, 1.0, 0.8, 0.6, 0.4, 0.2, 0.0], dtype=torch.float64))
+    # the Tweedie step maps N(0, v) to N(0, s^4 / v): the std shrinks by s^2 / v
+    y, _ = samplers.annealed_langevin(score, sigmas, 3.0 * torch.randn(n, 1, generator=config.generator(6)), 200,
+                                      config.generator(6), step_scale=0.01)
+    assert abs(y.std().item() / x.std().item() - s**2 / v) < 1e-3

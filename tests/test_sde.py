@@ -14,8 +14,8 @@ from scipy.stats import norm
 
 from helpers import config, metrics
 from helpers.data import GaussianMixture1D
-from helpers.sde import (EPS, VPSDE, euler_maruyama, exact_score, mixture_log_prob, mixture_marginal,
-                         mixture_score, ode_solve, reverse_sample)
+from helpers.samplers import euler_maruyama, ode_solve, reverse_sample
+from helpers.sde import EPS, VPSDE, exact_score, mixture_log_prob, mixture_marginal, mixture_score
 
 MIX = GaussianMixture1D(weights=[0.5, 0.5], means=[-3.0, 3.0], stds=[0.5, 0.5])
 SDE = VPSDE(0.1, 20.0)
@@ -56,7 +56,7 @@ def test_transition_kernel_matches_monte_carlo_of_forward_sde():
     g = config.generator(0)
     t_prev = 0.0
     for t in (0.1, 0.3, 0.6):
-        x, _ = euler_maruyama(SDE, x, t_prev, t, round((t - t_prev) * 1000), g)
+        x, _ = euler_maruyama(None, SDE, x, round((t - t_prev) * 1000), g, t0=t_prev, t1=t)
         t_prev = t
         mean, std = SDE.marginal(torch.full((1, 1), 2.0), torch.tensor([t]))
         mean, std = float(mean), float(std)
@@ -74,7 +74,7 @@ def test_mixture_marginal_matches_monte_carlo_of_forward_sde():
     x = MIX.sample(n, generator=g).reshape(-1, 1)
     t_prev = 0.0
     for t in (0.05, 0.2, 0.5):
-        x, _ = euler_maruyama(SDE, x, t_prev, t, round((t - t_prev) * 1000), g)
+        x, _ = euler_maruyama(None, SDE, x, round((t - t_prev) * 1000), g, t0=t_prev, t1=t)
         t_prev = t
         assert metrics.ks_statistic(x.numpy(), mixture_marginal(MIX, SDE, t).cdf) < 0.0087, t
 
@@ -83,7 +83,7 @@ def test_forward_sde_ends_at_standard_normal():
     """100,000 points, 1000 Euler-Maruyama steps of 1e-3: KS against N(0, 1) below the 0.999 level 0.0062."""
     g = config.generator(2)
     x = MIX.sample(100_000, generator=g).reshape(-1, 1)
-    x, path = euler_maruyama(SDE, x, 0.0, 1.0, 1000, g, keep_every=100)
+    x, path = euler_maruyama(None, SDE, x, 1000, g, t0=0.0, t1=1.0, keep_every=100)
     assert path.states.shape == (11, 100_000, 1) and float(path.times[-1]) == 1.0
     assert metrics.ks_statistic(x.numpy(), norm.cdf) < 0.0062
     assert abs(float(x.mean())) < 4 / 100_000**0.5 and abs(float(x.std()) - 1) < 4 / 200_000**0.5
@@ -133,7 +133,7 @@ def test_reverse_ode_with_exact_score_recovers_mixture(method):
     its own output law: W1 measures the solver alone, with no sampling noise. Measured: 4.7e-4 (Euler),
     3.2e-4 (Heun); a wrong drift sign or factor gives > 0.5. The bound 0.002 leaves 4x.
     """
-    x, _ = reverse_sample(SDE, exact_score(MIX, SDE), (20_000, 1), 1000, None, sampler=method,
+    x, _ = reverse_sample(exact_score(MIX, SDE), SDE, (20_000, 1), 1000, None, method=method,
                           x1=normal_quantiles(20_000))
     assert w1_to_mix(x) < 0.002
 
@@ -145,7 +145,7 @@ def test_reverse_sde_with_exact_score_recovers_mixture():
     0.017 +- 0.009 (20 draws; mostly the binomial share of each mode times the distance 6), so 0.02 would
     be a coin toss. At 100,000 it is 0.008 +- 0.004 (measured 0.0082 for this run), and 0.02 is 3 sd away.
     """
-    x, _ = reverse_sample(SDE, exact_score(MIX, SDE), (100_000, 1), 1000, config.generator(1))
+    x, _ = reverse_sample(exact_score(MIX, SDE), SDE, (100_000, 1), 1000, config.generator(1))
     x = x.numpy().ravel()
     assert w1_to_mix(x) < 0.02
     # the share of each mode: sd 0.0016 at this n
@@ -154,7 +154,7 @@ def test_reverse_sde_with_exact_score_recovers_mixture():
 
 def test_reverse_sde_steps_matter():
     """The test above can fail: 10 reverse steps leave the modes far too wide (W1 measured 0.15)."""
-    x, _ = reverse_sample(SDE, exact_score(MIX, SDE), (20_000, 1), 10, config.generator(1))
+    x, _ = reverse_sample(exact_score(MIX, SDE), SDE, (20_000, 1), 10, config.generator(1))
     assert w1_to_mix(x) > 0.1
 
 
@@ -173,11 +173,11 @@ def test_shapes_for_image_batches():
     score = lambda x, t_: -x  # noqa: E731  (the score of N(0, I))
     assert SDE.reverse_drift(x0, t, score).shape == (B, 1, 28, 28)
     assert SDE.ode_drift(x0, t, score).shape == (B, 1, 28, 28)
-    x, path = euler_maruyama(SDE, x0, 1.0, EPS, 4, config.generator(0), score=score, keep_every=2)
+    x, path = euler_maruyama(score, SDE, x0, 4, config.generator(0), keep_every=2)
     assert x.shape == (B, 1, 28, 28) and path.states.shape == (3, B, 1, 28, 28) and path.times.shape == (3,)
-    x, path = ode_solve(SDE, x0, 0.0, 1.0, 3, score, method="heun")
-    assert x.shape == (B, 1, 28, 28) and path is None
-    x, _ = reverse_sample(SDE, score, (B, 1, 28, 28), 2, config.generator(0), sampler="euler")
+    x, path = ode_solve(score, SDE, x0, 3, None, method="heun", t0=0.0, t1=1.0)
+    assert x.shape == (B, 1, 28, 28) and path.states.shape == (2, B, 1, 28, 28) and path.nfev == 6
+    x, _ = reverse_sample(score, SDE, (B, 1, 28, 28), 2, config.generator(0), method="euler")
     assert x.shape == (B, 1, 28, 28)
     assert SDE.prior_sample((B, 1, 28, 28), config.generator(0)).shape == (B, 1, 28, 28)
 
@@ -201,22 +201,22 @@ def test_invalid_inputs_raise_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="t"):
         SDE.marginal(torch.zeros(2, 1), torch.tensor([0.5, 0.5, 0.5]))
     with pytest.raises(ValueError, match="score"):
-        euler_maruyama(SDE, torch.zeros(2, 1), 0.0, 1.0, 10, config.generator(0), score=lambda x, t: x)
+        euler_maruyama(lambda x, t: x, SDE, torch.zeros(2, 1), 10, config.generator(0), t0=0.0, t1=1.0)
     with pytest.raises(ValueError, match="score"):
-        euler_maruyama(SDE, torch.zeros(2, 1), 1.0, 0.0, 10, config.generator(0))
+        euler_maruyama(None, SDE, torch.zeros(2, 1), 10, config.generator(0), t0=1.0, t1=0.0)
     with pytest.raises(ValueError, match="method"):
-        ode_solve(SDE, torch.zeros(2, 1), 1.0, 0.0, 10, lambda x, t: x, method="rk4")
+        ode_solve(lambda x, t: x, SDE, torch.zeros(2, 1), 10, method="rk4")
     with pytest.raises(ValueError, match="steps"):
-        ode_solve(SDE, torch.zeros(2, 1), 1.0, 0.0, 0, lambda x, t: x)
+        ode_solve(lambda x, t: x, SDE, torch.zeros(2, 1), 0)
     with pytest.raises(ValueError, match="t0 and t1"):
-        euler_maruyama(SDE, torch.zeros(2, 1), 0.0, 1.5, 10, config.generator(0))
-    with pytest.raises(ValueError, match="sampler"):
-        reverse_sample(SDE, lambda x, t: x, (2, 1), 10, config.generator(0), sampler="pc")
+        euler_maruyama(None, SDE, torch.zeros(2, 1), 10, config.generator(0), t0=0.0, t1=1.5)
+    with pytest.raises(ValueError, match="method"):
+        reverse_sample(lambda x, t: x, SDE, (2, 1), 10, config.generator(0), method="pc")
 
 
 def test_seeded_runs_are_deterministic():
     score = exact_score(MIX, SDE)
-    a, _ = reverse_sample(SDE, score, (500, 1), 50, config.generator(3))
-    b, _ = reverse_sample(SDE, score, (500, 1), 50, config.generator(3))
-    c, _ = reverse_sample(SDE, score, (500, 1), 50, config.generator(4))
+    a, _ = reverse_sample(score, SDE, (500, 1), 50, config.generator(3))
+    b, _ = reverse_sample(score, SDE, (500, 1), 50, config.generator(3))
+    c, _ = reverse_sample(score, SDE, (500, 1), 50, config.generator(4))
     assert torch.equal(a, b) and not torch.equal(a, c)

@@ -1,0 +1,23 @@
+"""Sample-quality metrics and diagnostics, each meant to be read next to its floor.
+
+A metric between model samples and data is only meaningful beside the same metric between two
+independent data samples of the same size (the *floor*): even a perfect sampler scores the floor, not 0.
+
+    distances.py    MMD, energy distance, W1 and KS (1D), Frechet distance
+    checks.py       with_floor (a metric beside its floor and spread), verdict (a check cell's line)
+    mcmc.py         autocorrelation and effective sample size of parallel chains (chapter 3)
+    mnist_eval.py   the MNIST evaluation protocol: FD and class histogram against real-digit floors
+Everything is re-exported here: `metrics.mmd2_unbiased`, `metrics.mnist_quality`, ...
+"""
+
+from .checks import verdict, with_floor
+from .distances import (energy_distance, frechet_distance, ks_statistic, median_bandwidth, mmd2_unbiased,
+                        wasserstein_1d, wasserstein_1d_cdf)
+from .mcmc import autocorrelation, effective_sample_size
+from .mnist_eval import (MNIST_HELD_OUT, evaluation_classifier, mnist_fd_floor, mnist_quality,
+                         mnist_test_accuracy)
+
+__all__ = ["MNIST_HELD_OUT", "autocorrelation", "effective_sample_size", "energy_distance",
+           "evaluation_classifier", "frechet_distance", "ks_statistic", "median_bandwidth", "mmd2_unbiased",
+           "mnist_fd_floor", "mnist_quality", "mnist_test_accuracy", "verdict", "wasserstein_1d",
+           "wasserstein_1d_cdf", "with_floor"]

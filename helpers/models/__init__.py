@@ -1,0 +1,32 @@
+"""The course's named models: a registry of specs, their lifecycle, and one file per model family.
+
+    registry.py          ModelSpec, register, get, compatible
+    lifecycle.py         train_model (with the warm restart), load, load_required, load_or_train, sample, time_steps
+    moons.py             moons-ddpm (chapter 1) and moons-ncsn (chapter 2)
+    sde1d.py             sde-1d, the VP-SDE on a 1D mixture with exact scores (chapter 5)
+    mnist_common.py      MNIST images, the generators' U-Net and budget, digit evaluation (chapters 6-8)
+    mnist_classifier.py  mnist-eval, the evaluation classifier
+    mnist_ddpm.py        mnist-ddpm (chapter 6)
+    mnist_vpsde.py       mnist-vpsde (chapter 7)
+A new model family is one new file that calls `register`, and one import line below.
+The command line (`python -m helpers`) and the notebooks use the names re-exported here.
+"""
+
+from .registry import REGISTRY, ModelSpec, compatible, get, register
+from .lifecycle import (draw_samples, expected_training_minutes, load, load_or_train, load_required, sample,
+                        time_steps, train_model)
+from .moons import MOONS_NOISE, ddpm_schedule, moons_quality, moons_reference, ncsn_sigmas
+from .sde1d import sde1d_process, sde1d_quality, sde1d_score, sde1d_score_error
+from .mnist_common import train_images as mnist_train_images
+from .mnist_classifier import augment_digits
+from .mnist_ddpm import DDPM_PROCESS
+from .mnist_vpsde import vpsde_process
+
+MNIST_DDPM_SAMPLERS = tuple(get("mnist-ddpm").samplers)
+MNIST_VPSDE_SAMPLERS = tuple(get("mnist-vpsde").samplers)
+
+__all__ = ["DDPM_PROCESS", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS", "MOONS_NOISE", "REGISTRY", "ModelSpec",
+           "augment_digits", "compatible", "ddpm_schedule", "draw_samples", "expected_training_minutes", "get",
+           "load", "load_or_train", "load_required", "mnist_train_images", "moons_quality", "moons_reference",
+           "ncsn_sigmas", "register", "sample", "sde1d_process", "sde1d_quality", "sde1d_score",
+           "sde1d_score_error", "time_steps", "train_model", "vpsde_process"]

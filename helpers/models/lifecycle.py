@@ -1,0 +1,299 @@
+"""How a named model is trained, stored, loaded and sampled: the functions the chapters and the command
+line call (`python -m helpers train | sample | time`).
+
+    train_model     train with the budget of a mode (and its warm restart), save with a manifest entry
+    load            a hash-checked checkpoint, built and loaded; CheckpointError saying what to do
+    load_required   the other models a spec `requires`, loaded explicitly
+    load_or_train   the shipped checkpoint; a fast training when it is missing; a full training only on request
+    sample          n samples in the data's own coordinates, in chunks, behind one progress bar
+    time_steps      seconds per training step and per short sampling run, to plan a budget
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import checkpoints, config, nets
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
+from ..training import to_device, train
+from .registry import ModelSpec, compatible, get
+
+
+def _device(device) -> torch.device:
+    return device if isinstance(device, torch.device) else config.device(device)
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+
+
+def load(name: str, device: str | torch.device | None = None, folder: str | Path | None = None):
+    """Load the checkpoint of `name` (hash-checked). Returns (model in eval mode, manifest entry).
+
+    Raises CheckpointError if it is missing, altered, corrupt or built for another architecture.
+    """
+    spec = get(name)
+    folder = Path(folder) if folder is not None else config.checkpoint_dir()
+    state, entry = checkpoints.load_model(folder, name)
+    if not compatible(spec, entry):
+        raise CheckpointError(
+            f"the checkpoint of {name!r} was trained with another architecture or process than the code "
+            f"now defines; retrain it with: python -m helpers train {name}")
+    model = spec.build(entry["config"])
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as err:  # missing or unexpected keys, or shapes that differ
+        first = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"the weights in {folder / entry['file']} do not fit the {name} network the code builds "
+            f"({first[1].strip() if len(first) > 1 else first[0]}); restore the file with git or retrain "
+            f"it with: python -m helpers train {name}") from err
+    return model.to(_device(device)).eval(), entry
+
+
+def load_required(spec: ModelSpec, device: str | torch.device | None = None) -> dict[str, nn.Module]:
+    """The models `spec.requires` (e.g. mnist-eval for the MNIST generators' metrics), from the checkpoint
+    folder of `config.checkpoint_dir()`. Raises CheckpointError naming the one that is missing."""
+    out = {}
+    for other in spec.requires:
+        try:
+            out[other] = load(other, device)[0]
+        except CheckpointError as err:
+            raise CheckpointError(f"{spec.name} needs {other}: {err}") from err
+    return out
+
+
+def _first_phase_checkpoint(spec: ModelSpec, folder: Path, first_cfg: dict, device: torch.device):
+    """(model, its training seconds) from `folder`'s checkpoint of `spec` when it was trained with exactly
+    `first_cfg` (a budget with a restart, minus the restart), so the restart can start from it; else
+    (None, 0.0)."""
+    try:
+        model, entry = load(spec.name, device, folder)
+    except CheckpointError:
+        return None, 0.0
+    if entry.get("config") != first_cfg:
+        return None, 0.0
+    print(f"{spec.name}: restarting from the stored checkpoint of the first phase "
+          f"({entry['train_steps']} steps, {entry['train_seconds']:.0f} s)")
+    return model, float(entry["train_seconds"])
+
+
+def train_model(name: str, mode: str | None = None, device: str | torch.device | None = None,
+                folder: str | Path | None = None, progress: bool = True, save: bool = True,
+                evaluate: bool = True):
+    """Train `name` with the budget of `mode` (default: config.mode()) and save it with its manifest entry.
+
+    folder: where the checkpoint and manifest go (default: config.checkpoint_dir()); notebooks pass a
+    temporary folder for their short fast-mode runs so the shipped checkpoints stay untouched.
+    A resume file `folder/name.resume.pt` is written while training; rerunning after a kill continues.
+    A budget with a "restart" ({"steps", "lr", "warmup"}) trains on from the first phase's EMA weights
+    (rounded to the stored dtype) with a fresh optimizer, EMA and generator (seed + 1): a warm restart
+    (Loshchilov & Hutter 2017). When `folder` already holds the first phase's checkpoint (same config
+    minus the restart), the restart starts from it instead of training the first phase again.
+    evaluate: measure the spec's metrics for the manifest (False skips it, e.g. in tests); a model whose
+    `requires` are missing from `config.checkpoint_dir()` is stored without metrics, and says so.
+    Raises TrainingDiverged (naming the model, step and loss) when the loss stops being finite.
+    Returns (model in eval mode on `device`, manifest entry dict, TrainResult of the last phase; its losses
+    give the entry's final_loss).
+    """
+    spec = get(name)
+    mode = mode or config.mode()
+    cfg = spec.budget(mode)
+    dev = _device(device)
+    folder = Path(folder) if folder is not None else config.checkpoint_dir()
+    tc = cfg["train"]
+    restart = tc.get("restart")
+    first_cfg = copy.deepcopy(cfg)  # the budget of the first phase: the config without its restart
+    first_cfg["train"].pop("restart", None)
+    seed = tc.get("seed", config.seed())
+
+    def run(model, phase_cfg, steps, lr, warmup, generator, resume_name, desc):
+        ptc = phase_cfg["train"]
+        groups = None
+        if spec.param_groups is not None:  # each network at its own lr, scaled as the phase's lr is
+            groups = [{**g, "lr": g["lr"] * lr / tc["lr"]} for g in spec.param_groups(model, cfg)]
+        try:
+            return train(model, spec.loss(cfg), spec.batches(cfg), steps=steps, lr=lr, generator=generator,
+                         device=dev, lr_schedule=ptc.get("lr_schedule", "constant"), warmup=warmup,
+                         grad_clip=ptc.get("grad_clip"), ema_decay=ptc.get("ema_decay"),
+                         resume_path=folder / resume_name if save else None,
+                         checkpoint_every=ptc.get("checkpoint_every", 1000), run_config=phase_cfg,
+                         progress=progress, desc=desc, param_groups=groups)
+        except FloatingPointError as err:
+            raise TrainingDiverged(str(err)) from err
+
+    model, seconds = _first_phase_checkpoint(spec, folder, first_cfg, dev) if restart else (None, 0.0)
+    if model is None:
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
+            torch.manual_seed(seed)
+            model = spec.build(cfg)
+        first = run(model, first_cfg, tc["steps"], tc["lr"], tc.get("warmup", 0), config.generator(seed),
+                    f"{name}.resume.pt", f"{name} ({mode})")
+        if first.ema_state is not None:
+            model.load_state_dict(first.ema_state)
+        seconds, result = first.seconds, first
+    if restart:
+        if spec.store_dtype is not None:  # start from the weights exactly as the first phase's file stores them
+            model.load_state_dict({k: v.to(spec.store_dtype).float() if v.is_floating_point() else v
+                                   for k, v in model.state_dict().items()})
+        result = run(model, cfg, restart["steps"], restart["lr"], restart.get("warmup", 0),
+                     config.generator(seed + 1), f"{name}.restart.resume.pt", f"{name} ({mode}, restart)")
+        if result.ema_state is not None:
+            model.load_state_dict(result.ema_state)
+        seconds += result.seconds
+    model.eval()
+    metrics = {}
+    if evaluate:
+        try:
+            required = load_required(spec, dev)
+        except CheckpointError as err:
+            print(f"{name}: no metrics measured: {err}")
+        else:
+            metrics = spec.evaluate(model, cfg, dev, required)
+    entry = {"mode": mode, "metrics": metrics,
+             "train_steps": tc["steps"] + (restart["steps"] if restart else 0), "train_seconds": round(seconds, 1),
+             "final_loss": float(np.mean(result.losses[-500:])),
+             "parameters": nets.count_parameters(model), "hardware": _hardware(dev),
+             "torch": torch.__version__, "created": datetime.date.today().isoformat()}
+    if save:
+        checkpoints.save_model(folder, name, model.state_dict(), cfg, entry, dtype=spec.store_dtype)
+        entry = checkpoints.read_manifest(folder)["models"][name]
+    return model, entry, result
+
+
+def expected_training_minutes(name: str, mode: str = "full") -> float:
+    """Minutes the `mode` budget of `name` should take here: `time_steps`'s seconds per step times its steps."""
+    cfg = get(name).budget(mode)
+    steps = cfg["train"]["steps"] + cfg["train"].get("restart", {}).get("steps", 0)
+    return time_steps(name, steps=2, sample=False)["train_step_s"] * steps / 60.0
+
+
+def load_or_train(name: str, mode: str | None = None, device: str | torch.device | None = None,
+                  folder: str | Path | None = None, progress: bool = True, train_if_missing: bool = False):
+    """The stored checkpoint of `name` when present and compatible; else a trained one.
+
+    Fast mode takes any compatible checkpoint, and trains the short fast budget when there is none.
+    Full mode takes only a full-budget checkpoint; without one it trains the full budget only when
+    `train_if_missing` is True (notebooks pass it), and otherwise raises CheckpointError saying how long
+    that would take here (from `time_steps`) and how to run it (`python -m helpers train NAME`).
+    Returns (model in eval mode, manifest entry).
+    """
+    mode = mode or config.mode()
+    if mode not in config.MODES:
+        raise ConfigError(f"mode must be one of {config.MODES}, got {mode!r}")
+    try:
+        model, entry = load(name, device, folder)
+        if mode == "fast" or entry.get("mode") == "full":
+            return model, entry
+        why = f"the stored checkpoint has a {entry.get('mode')}-mode budget"
+    except CheckpointError as err:
+        why = str(err)
+    if mode == "full" and not train_if_missing:
+        raise CheckpointError(
+            f"{name}: {why}. A full-budget training takes about {expected_training_minutes(name):.0f} minutes "
+            f"on this machine; run `python -m helpers train {name}`, or pass train_if_missing=True")
+    print(f"{name}: {why}\ntraining it now ({mode} mode)")
+    model, entry, _ = train_model(name, mode, device, folder, progress)
+    return model, entry
+
+
+def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: int | None,
+                 generator: torch.Generator, device: torch.device, sampler: str | None = None,
+                 chunk: int | None = None, progress: bool = False) -> np.ndarray:
+    """n samples of `model` with its named `sampler`, as float32 numpy in the data's own coordinates.
+
+    Sampled `chunk` at a time (default: spec.sample_chunk on a CPU, where larger batches run slower per
+    image, 1000 on a GPU; all n at once when the spec sets none). The chunks share `generator`, so the
+    result depends on the chunk size but not on timing. progress: one bar (stderr) over all steps.
+    """
+    fn = spec.sampler(sampler)
+    if chunk is None and spec.sample_chunk is not None:
+        chunk = spec.sample_chunk if device.type == "cpu" else 1000
+    sizes = [min(chunk, n - k) for k in range(0, n, chunk)] if chunk else [n]
+    bar = tqdm(desc=f"sampling {spec.name} ({sampler or spec.default_sampler}), {n} in {len(sizes)} batches",
+               unit="step", mininterval=1.0) if progress else None
+    if bar is not None:
+        bar.batches = len(sizes)  # `samplers.kernels.step_range` sets the total from the first batch's steps
+    out = []
+    try:
+        for size in sizes:
+            x, _ = fn(model, cfg, (size,) + tuple(spec.sample_shape), steps, generator, device,
+                      progress=bar if bar is not None else False)
+            out.append(x.detach().cpu())
+    finally:
+        if bar is not None:
+            bar.close()
+    return np.asarray(spec.to_data(torch.cat(out), cfg), dtype=np.float32)
+
+
+def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: int = 0,
+           device: str | torch.device | None = None, cfg: dict | None = None, sampler: str | None = None,
+           chunk: int | None = None, progress: bool = False) -> np.ndarray:
+    """n samples of `model` (a `name` model) as float32 numpy in the data's own coordinates.
+
+    steps: the sampler's steps (None: the model's default); seed: of the one generator the run draws from;
+    sampler: one of `get(name).samplers` (None: the first). See `draw_samples`.
+    """
+    spec = get(name)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    dev = _device(device)
+    return draw_samples(spec, model.to(dev), cfg or spec.config, n, steps, config.generator(seed), dev,
+                        sampler, chunk, progress)
+
+
+def time_steps(name: str, steps: int = 5, n_sample: int = 64, sample_steps: int = 2,
+               device: str | torch.device | None = None, sample: bool = True) -> dict:
+    """Wall-clock seconds of `name`'s full-budget training step and of a short sampling run.
+
+    Builds a fresh model (no checkpoint needed), runs one untimed warm-up step, then times `steps` Adam
+    steps at the full budget's batch size; then times sampling n_sample points with `sample_steps` sampler
+    steps (skipped for models without a sampler, or when `sample` is False). Used by `python -m helpers
+    time` and `load_or_train` to plan CPU or GPU runs.
+    Returns {"train_step_s", "batch", "parameters", "sample_s", "n_sample", "sample_steps", "device"}.
+    """
+    spec = get(name)
+    cfg = spec.budget("full")
+    dev = _device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = spec.build(cfg).to(dev).train()
+    g, draw, loss_fn = config.generator(0), spec.batches(cfg), spec.loss(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        loss = loss_fn(model, to_device(draw(g), dev), g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    out = {"train_step_s": (time.perf_counter() - t0) / steps, "batch": cfg["train"]["batch"],
+           "parameters": nets.count_parameters(model),
+           "sample_s": None, "n_sample": n_sample, "sample_steps": sample_steps, "device": str(dev)}
+    model.eval()
+    if sample and spec.samplers:
+        t0 = time.perf_counter()
+        draw_samples(spec, model, cfg, n_sample, sample_steps, config.generator(0), dev)
+        sync()
+        out["sample_s"] = time.perf_counter() - t0
+    return out

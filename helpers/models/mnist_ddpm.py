@@ -1,0 +1,47 @@
+"""`mnist-ddpm`: a DDPM noise predictor (small U-Net) on MNIST in [-1, 1], read as a score model. Chapter 6.
+
+Two named samplers: "ancestral", the DDPM's own chain (Ho et al. 2020, Algorithm 2), and "em", the network
+read as a score model s(x, t) = -eps(x, i / T) / sqrt(1 - alpha_bar_i) (`scores.ddpm_score`) in the reverse
+VP-SDE with beta(t) = T beta_{tT} (`sde.discrete_beta_range`), by Euler-Maruyama from t = 1 to t = eps.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from .. import losses, samplers, scores
+from .. import sde as vpsde
+from .mnist_common import (CPU_CHUNK, DIGIT_SHAPE, GENERATOR_FAST, GENERATOR_TRAIN, UNET_ARCH, build_unet,
+                           digits_to_data, image_batches, image_evaluator, prior_images)
+from .moons import ddpm_schedule
+from .registry import ModelSpec, register
+
+DDPM_PROCESS = {"T": 1000, "beta_1": 1e-4, "beta_T": 0.02}
+
+
+def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """`samplers.ddpm_ancestral` with `steps` of the T steps (respaced; None means T)."""
+    return samplers.ddpm_ancestral(model, ddpm_schedule(cfg), prior_images(shape, generator, device), steps,
+                                   generator, keep_every, progress)
+
+
+def _em(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """The noise predictor read as a score in the reverse VP-SDE, `steps` Euler-Maruyama steps (None: T)."""
+    sched = ddpm_schedule(cfg)
+    sde_ = vpsde.VPSDE(*vpsde.discrete_beta_range(sched.T, sched.beta_1, sched.beta_T))
+    score = scores.ddpm_score(model, (1.0 - sched.alpha_bars).sqrt())
+    return samplers.euler_maruyama(score, sde_, prior_images(shape, generator, device), steps or sched.T,
+                                   generator, 1.0, vpsde.EPS, keep_every, progress)
+
+
+register(ModelSpec(
+    name="mnist-ddpm", chapter=6, summary="DDPM noise predictor (small U-Net) on MNIST in [-1, 1]",
+    config={"arch": dict(UNET_ARCH), "process": dict(DDPM_PROCESS), "train": copy.deepcopy(GENERATOR_TRAIN)},
+    fast=dict(GENERATOR_FAST), build=build_unet, batches=image_batches,
+    loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
+    evaluate=image_evaluator("mnist-ddpm"), samplers={"ancestral": _ancestral, "em": _em},
+    sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
+    store_dtype=torch.float16,
+))

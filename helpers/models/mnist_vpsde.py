@@ -1,0 +1,78 @@
+"""`mnist-vpsde`: the same U-Net as mnist-ddpm, trained with the VP-SDE noise-matching loss at continuous
+t ~ U(eps, 1) on the SDE that continues the DDPM's schedule (beta(i / T) = T beta_i; `sde.discrete_beta_range`).
+Chapter 7.
+
+Four named samplers, each from x_1 ~ N(0, I): "em" (reverse SDE to t = eps), "ancestral" (to t = 0),
+"ode" (probability-flow ODE, Heun: 2 network calls a step) and "pc" (reverse-SDE predictor and one
+Langevin corrector step with the config's snr; 2 network calls a step).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from .. import losses, samplers, scores
+from .. import sde as vpsde
+from .mnist_common import (CPU_CHUNK, DIGIT_SHAPE, GENERATOR_FAST, GENERATOR_TRAIN, UNET_ARCH, build_unet,
+                           digits_to_data, image_batches, image_evaluator, prior_images)
+from .mnist_ddpm import DDPM_PROCESS
+from .registry import ModelSpec, register
+
+
+def vpsde_process(cfg: dict) -> tuple[vpsde.VPSDE, float]:
+    """(VP-SDE, end time eps) of an mnist-vpsde config: beta(t) from the DDPM's (T, beta_1, beta_T)."""
+    p = cfg["process"]
+    return vpsde.VPSDE(*vpsde.discrete_beta_range(p["T"], p["beta_1"], p["beta_T"])), float(p["eps"])
+
+
+def _loss(cfg: dict):
+    sde_, eps = vpsde_process(cfg)
+    return lambda model, x0, g: losses.vpsde_loss(model, x0, sde_, g, eps)
+
+
+def _start(model, cfg, shape, steps, generator, device, method):
+    """(score, sde, end time eps, x_1 ~ N(0, I), steps or the config's default for `method`, sample config)."""
+    sde_, eps = vpsde_process(cfg)
+    s = cfg.get("sample", {})
+    return scores.eps_score(model, sde_), sde_, eps, prior_images(shape, generator, device), steps or s["steps"][method], s
+
+
+def _em(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """Reverse SDE by `samplers.euler_maruyama` from t = 1 to eps (noise on the last step too)."""
+    score, sde_, eps, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "em")
+    return samplers.euler_maruyama(score, sde_, x1, steps, generator, 1.0, eps, keep_every, progress)
+
+
+def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """`samplers.vpsde_ancestral` from t = 1 to 0 (the mean on the last step)."""
+    score, sde_, _, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "ancestral")
+    return samplers.vpsde_ancestral(score, sde_, x1, steps, generator, keep_every, progress)
+
+
+def _ode(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """Probability-flow ODE by Heun (`samplers.ode_solve`), from t = 1 to eps: deterministic given x_1."""
+    score, sde_, eps, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "ode")
+    return samplers.ode_solve(score, sde_, x1, steps, generator, "heun", 1.0, eps, keep_every, progress)
+
+
+def _pc(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """`samplers.pc_sample` with the config's snr and corrector steps, from t = 1 to eps."""
+    score, sde_, eps, x1, steps, s = _start(model, cfg, shape, steps, generator, device, "pc")
+    return samplers.pc_sample(score, sde_, x1, steps, generator, s.get("snr", 0.16), s.get("corrector_steps", 1),
+                              eps, keep_every, progress)
+
+
+register(ModelSpec(
+    name="mnist-vpsde", chapter=7, summary="VP-SDE noise predictor (small U-Net) on MNIST in [-1, 1]",
+    config={"arch": dict(UNET_ARCH), "process": {**DDPM_PROCESS, "eps": vpsde.EPS},
+            "sample": {"steps": {"em": 1000, "ancestral": 1000, "ode": 250, "pc": 500}, "snr": 0.16,
+                       "corrector_steps": 1},
+            "train": copy.deepcopy(GENERATOR_TRAIN)},
+    fast=dict(GENERATOR_FAST), build=build_unet, batches=image_batches, loss=_loss,
+    evaluate=image_evaluator("mnist-vpsde", sampler="em"),
+    samplers={"em": _em, "ancestral": _ancestral, "ode": _ode, "pc": _pc},
+    sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
+    store_dtype=torch.float16,
+))

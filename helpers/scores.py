@@ -1,0 +1,73 @@
+"""Every conversion of a network's output into a score s(x, t) = grad_x log p_t(x), in one place.
+
+    eps_score     VP-SDE noise predictor:   s(x, t) = -eps_theta(x, t) / sigma(t)            chapters 5, 7
+    ddpm_score    DDPM noise predictor:     s(x, t) = -eps_theta(x, i / T) / sqrt(1 - alpha_bar_i)    ch. 6
+    ncsn_score    NCSN network at level j:  s(x, sigma_j) = net(x, j / (L - 1)) / sigma_j               ch. 2
+
+All three rest on one fact (Vincent 2011): for x_t = a x_0 + s z, z ~ N(0, I), the conditional score is
+grad log q(x_t | x_0) = -z / s, and the minimiser of the noise-matching loss E|eps_theta(x_t) - z|^2 is
+E[z | x_t], so -eps_theta / s is the score of the marginal q(x_t) (Song et al. 2021, appendix B).
+A score function takes x (B, ...) and t (B,) and returns (B, ...); the samplers in `samplers/` take one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .schedules import expand_like
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]  # score(x (B, ...), t (B,)) -> (B, ...)
+LevelScoreFn = Callable[[Tensor, int], Tensor]  # score(x (B, ...), level j) -> (B, ...), NCSN's annealing
+
+
+def eps_score(model: Callable[[Tensor, Tensor], Tensor], sde) -> ScoreFn:
+    """Score of a VP-SDE noise-prediction network: s_theta(x, t) = -eps_theta(x, t) / sigma(t). Chapters 5, 7.
+
+    sde: a `sde.VPSDE` (its `marginal_std` is sigma(t)). The model sees x (B, ...) and t (B,); valid for
+    t > 0 only (sigma(0) = 0), hence the samplers' end time `sde.EPS`.
+    """
+    return lambda x, t: -model(x, t) / expand_like(sde.marginal_std(t.to(x)), x)
+
+
+def ddpm_score(eps_model, sqrt_one_minus_alpha_bar: Tensor) -> ScoreFn:
+    """Score of a DDPM noise predictor at times t in [0, 1]: s(x, t) = -eps_theta(x, i / T) / sqrt(1 - alpha_bar_i).
+
+    i = round(t T) clamped to 1..T, with T = len(sqrt_one_minus_alpha_bar) ((T,), entry i - 1 for step i,
+    e.g. `(1 - schedule.alpha_bars).sqrt()`); the network sees its training time i / T. Since x_i =
+    sqrt(alpha_bar_i) x_0 + sqrt(1 - alpha_bar_i) eps, grad log q(x_i | x_0) = -eps / sqrt(1 - alpha_bar_i),
+    and the minimiser of the noise-prediction loss is E[eps | x_i], so this is the score of q(x_i)
+    (Vincent 2011; Song et al. 2021, appendix B). Returns score(x (B, ...), t (B,)) -> (B, ...). Chapter 6.
+    """
+    table = torch.as_tensor(sqrt_one_minus_alpha_bar)
+    if table.ndim != 1 or len(table) < 1 or not bool((table > 0).all()):
+        raise ValueError(f"sqrt_one_minus_alpha_bar must be a positive (T,) tensor, got shape {tuple(table.shape)}")
+    T = len(table)
+
+    def score(x: Tensor, t: Tensor) -> Tensor:
+        t = torch.as_tensor(t)
+        if t.shape != (x.shape[0],) or bool(t.min() < 0) or bool(t.max() > 1):
+            raise ValueError(f"t must be (B,) = ({x.shape[0]},) in [0, 1], got shape {tuple(t.shape)}")
+        i = torch.round(t.double().cpu() * T).long().clamp(1, T)
+        sigma = table[i - 1].to(x)
+        return -eps_model(x, (i.double() / T).to(x)) / expand_like(sigma, x)
+
+    return score
+
+
+def ncsn_score(model: nn.Module, x: Tensor, level: Tensor, sigmas: Tensor) -> Tensor:
+    """Noise-conditional score s_theta(x, sigma_j) = net(x, j / (L - 1)) / sigma_j.
+
+    x: (B, ...); level: (B,) integer indices j in 0..L-1 into sigmas (L,). Dividing by sigma builds in the
+    known scale |score| ~ 1/sigma (Song & Ermon 2020, technique 3), so the net's output is O(1). Chapter 2.
+    """
+    L = len(sigmas)
+    sigma = sigmas.to(x.device)[level]
+    return model(x, level.float().to(x.device) / (L - 1)) / expand_like(sigma, x)
+
+
+def ncsn_level_score(model: nn.Module, sigmas: Tensor) -> LevelScoreFn:
+    """`ncsn_score` as a function of (x (B, ...), level j) -> (B, ...), what annealed Langevin asks. Chapter 2."""
+    return lambda x, j: ncsn_score(model, x, torch.full((len(x),), j), sigmas)
