@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_int, default=0)
     s.add_argument("--sampler", default=None, help="sampler name, for models that have several")
     s.add_argument("--device", default=None)
-    s.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    s.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (shown on stderr when it is a terminal)")
     q = sub.add_parser("quality", help="FD and class TV of MNIST samples against their floors (chapters 6-8)")
     q.add_argument("file", help=".npy of digits (N, 28, 28) in [0, 1], e.g. from `sample mnist-vpsde`")
     m = sub.add_parser("time", help="seconds per training step and per short sampling run")
@@ -175,7 +176,7 @@ def _run(args) -> int:
     spec.sampler(args.sampler)  # an unknown sampler, or a model without one, fails before loading
     model, _ = models.load(spec.name, args.device)
     x = models.sample(spec.name, model, args.n, args.steps, args.seed, args.device, sampler=args.sampler,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress and sys.stderr.isatty())  # a bar in a terminal, not in logs
     try:
         np.save(out, x)
     except OSError as err:

@@ -1,7 +1,9 @@
-"""Networks of the course: time embeddings and a time-conditioned MLP for 1D and 2D data.
+"""Networks of the course: time-conditioned MLPs, the U-Net, the MNIST classifier, and the latent EBM's
+prior and generators.
 
-Every network takes x of shape (B, D) and a time or noise-level code t of shape (B,) in [0, 1] and returns
-a tensor shaped like x. What the output means (noise, score) is the loss's business, not the network's.
+The score networks take x of shape (B, ...) and a time or noise-level code t of shape (B,) in [0, 1] and
+return a tensor shaped like x: what the output means (noise, score) is the loss's business, not the
+network's. The latent EBM's networks take a latent z (B, latent_dim) (chapter 4).
 """
 
 from __future__ import annotations
@@ -238,3 +240,71 @@ class MNISTClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
+
+
+# ------------------------------------------------------------------ latent-space EBM prior model (ch. 4)
+
+
+def _check_latent(z: Tensor, dim: int, who: str) -> None:
+    if z.ndim != 2 or z.shape[1] != dim:
+        raise ValueError(f"{who} expects z of shape (B, {dim}), got {tuple(z.shape)}")
+
+
+class EBMPrior(nn.Module):
+    """f_alpha(z): an MLP from a latent z (B, latent_dim) to one number per row (B,). Chapter 4.
+
+    The prior is p_alpha(z) ∝ exp(f_alpha(z)) p_0(z) (Pang et al. 2020, eq. 1): f is a correction of the
+    Gaussian p_0, so the output layer starts at zero and a fresh prior is exactly p_0. Smooth activations
+    (GELU) keep grad_z f continuous for the Langevin chains.
+    """
+
+    def __init__(self, latent_dim: int = 2, hidden: int = 128, depth: int = 2):
+        super().__init__()
+        layers, d = [], latent_dim
+        for _ in range(depth):
+            layers += [nn.Linear(d, hidden), nn.GELU()]
+            d = hidden
+        self.body, self.out, self.latent_dim = nn.Sequential(*layers), nn.Linear(d, 1), latent_dim
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, z: Tensor) -> Tensor:
+        _check_latent(z, self.latent_dim, "EBMPrior")
+        return self.out(self.body(z)).squeeze(1)
+
+
+class MLPGenerator(nn.Module):
+    """g_beta(z): an MLP from a latent z (B, latent_dim) to data (B, data_dim), the 2D generator of chapter 4."""
+
+    def __init__(self, latent_dim: int = 2, data_dim: int = 2, hidden: int = 128, depth: int = 3):
+        super().__init__()
+        layers, d = [], latent_dim
+        for _ in range(depth):
+            layers += [nn.Linear(d, hidden), nn.GELU()]
+            d = hidden
+        self.net, self.latent_dim = nn.Sequential(*layers, nn.Linear(d, data_dim)), latent_dim
+
+    def forward(self, z: Tensor) -> Tensor:
+        _check_latent(z, self.latent_dim, "MLPGenerator")
+        return self.net(z)
+
+
+class ConvGenerator(nn.Module):
+    """g_beta(z): latent (B, latent_dim) -> image (B, 1, 28, 28) in (-1, 1), the MNIST generator of chapter 4.
+
+    A linear layer to 7 x 7 x 2c, then two transposed convolutions (4 x 4, stride 2) to 14 x 14 x c and
+    28 x 28 x c with LeakyReLU, a 3 x 3 convolution to one channel and tanh (as in Pang et al.'s generators).
+    """
+
+    def __init__(self, latent_dim: int = 32, channels: int = 32):
+        super().__init__()
+        c = channels
+        self.fc = nn.Sequential(nn.Linear(latent_dim, 7 * 7 * 2 * c), nn.LeakyReLU(0.2))
+        self.up = nn.Sequential(nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.LeakyReLU(0.2),
+                                nn.ConvTranspose2d(c, c, 4, 2, 1), nn.LeakyReLU(0.2),
+                                nn.Conv2d(c, 1, 3, padding=1), nn.Tanh())
+        self.latent_dim, self.channels = latent_dim, c
+
+    def forward(self, z: Tensor) -> Tensor:
+        _check_latent(z, self.latent_dim, "ConvGenerator")
+        return self.up(self.fc(z).reshape(len(z), 2 * self.channels, 7, 7))

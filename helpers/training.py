@@ -26,9 +26,10 @@ from .checkpoints import load_torch, save_torch
 @dataclass
 class TrainResult:
     """What `train` returns: the loss of every step, the steps done, wall time (all runs of a resumed
-    training together), and the step it resumed from."""
+    training together), the step it resumed from, and per-step records (`train`'s `record`)."""
 
     losses: list[float] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
     resumed_from: int = 0
@@ -76,7 +77,8 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
           lr_schedule: str = "constant", warmup: int = 0, grad_clip: float | None = None,
           ema_decay: float | None = None, resume_path: str | Path | None = None,
           checkpoint_every: int = 1000, run_config: dict | None = None, progress: bool = True,
-          desc: str = "training", param_groups: list[dict] | None = None) -> TrainResult:
+          desc: str = "training", param_groups: list[dict] | None = None,
+          record: Callable[[nn.Module], dict] | None = None) -> TrainResult:
     """Adam on `loss_fn` for `steps` steps. Used by every chapter through `models.train_model`.
 
     model: trained in place (moved to `device`). generator: a CPU generator driving all randomness.
@@ -87,6 +89,8 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
     param_groups: Adam's parameter groups, e.g. [{"params": prior.parameters(), "lr": 2e-4},
     {"params": generator.parameters(), "lr": 1e-3}] for two networks with their own learning rates (a
     group without "lr" takes `lr`); the schedule scales every group alike. None: all of model's parameters.
+    record: after every step, record(model) -> dict of floats is appended to `result.records` (e.g. the
+    latent EBM's prior and posterior energies, chapter 4's training curves).
     Raises FloatingPointError naming `desc`, the step and the loss when the loss is not finite.
     """
     if not isinstance(steps, int) or steps < 1:
@@ -115,6 +119,7 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
             if ema is not None:
                 ema = state["ema"]
             result.losses = list(state["losses"])
+            result.records = list(state.get("records", []))
             result.seconds = float(state.get("seconds", 0.0))
             start = result.resumed_from = int(state["step"])
         else:
@@ -137,6 +142,8 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         if ema is not None:
             _ema_update(ema, model, ema_decay)
         result.losses.append(loss.item())
+        if record is not None:
+            result.records.append(record(model))
         if progress and (step % 100 == 0 or step == steps - 1):
             bar.set_postfix(loss=f"{sum(result.losses[-100:]) / len(result.losses[-100:]):.4f}")
         done = step + 1
@@ -144,7 +151,7 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
             save_torch({"fingerprint": tag, "step": done, "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "generator": generator.get_state(), "ema": ema, "losses": result.losses,
-                        "seconds": time.perf_counter() - t0},
+                        "records": result.records, "seconds": time.perf_counter() - t0},
                        resume_path)
     bar.close()
     result.steps = steps

@@ -66,7 +66,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
 
 
-def _run(steps, resume_path=None, crash_at=None):
+def _run(steps, resume_path=None, crash_at=None, record=None):
     model = _tiny()
     target = lambda x: (x**2).sum(1, keepdim=True)  # noqa: E731
 
@@ -80,7 +80,7 @@ def _run(steps, resume_path=None, crash_at=None):
     draw = lambda g: torch.randn(32, 2, generator=g)  # noqa: E731
     result = training.train(model, loss_fn, draw, steps=steps, lr=1e-2, generator=config.generator(0),
                             ema_decay=0.9, resume_path=resume_path, checkpoint_every=25,
-                            run_config={"steps": steps}, progress=False)
+                            run_config={"steps": steps}, progress=False, record=record)
     return model, result
 
 
@@ -182,3 +182,17 @@ def test_parameter_groups_give_each_network_its_own_learning_rate(monkeypatch):
     trained, start = list(model.parameters()), list(init.parameters())
     assert all(torch.equal(a, b) for a, b in zip(trained[:2], start[:2]))
     assert not any(torch.equal(a, b) for a, b in zip(trained[2:], start[2:]))
+
+
+def test_a_record_is_kept_for_every_step_and_survives_a_resume(tmp_path):
+    """`train(record=...)` keeps one dict a step (chapter 4's training curves), in the resume file too."""
+    def record(model):
+        return {"w0": float(next(model.parameters()).detach().flatten()[0])}
+
+    _, full = _run(100, record=record)
+    assert len(full.records) == 100 and full.records[0] != full.records[-1]
+    resume = tmp_path / "tiny.resume.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _run(100, resume, crash_at=60, record=record)
+    _, resumed = _run(100, resume, record=record)
+    assert resumed.resumed_from == 50 and resumed.records == full.records

@@ -23,6 +23,7 @@ def _run(capsys, *argv):
     (["sample", "moons-ddpm", "--n", "5", "--out", "/no/such/folder/x.npy"], "does not exist"),
     (["sample", "moons-ddpm", "--n", "5", "--out", "x.txt"], ".npy"),
     (["sample", "moons-ddpm", "--n", "5", "--out", "x.npy", "--sampler", "ode"], "samplers"),
+    (["sample", "moons-ddpm", "--n", "5", "--steps", "5000", "--out", "x.npy"], "steps must be an integer in 1..1000"),
     (["train", "nope"], "unknown model"),
     (["frobnicate"], "invalid choice"),
     (["quality", "/no/such/file.npy"], "cannot read"),

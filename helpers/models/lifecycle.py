@@ -129,7 +129,7 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
                          grad_clip=ptc.get("grad_clip"), ema_decay=ptc.get("ema_decay"),
                          resume_path=folder / resume_name if save else None,
                          checkpoint_every=ptc.get("checkpoint_every", 1000), run_config=phase_cfg,
-                         progress=progress, desc=desc, param_groups=groups)
+                         progress=progress, desc=desc, param_groups=groups, record=spec.record)
         except FloatingPointError as err:
             raise TrainingDiverged(str(err)) from err
 
@@ -247,9 +247,9 @@ def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: 
     """
     spec = get(name)
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
     if steps is not None and (not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
     dev = _device(device)
     return draw_samples(spec, model.to(dev), cfg or spec.config, n, steps, config.generator(seed), dev,
                         sampler, chunk, progress)

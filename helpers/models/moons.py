@@ -54,13 +54,14 @@ def _build(cfg: dict) -> nn.Module:
     return nets.TimeMLP(dim=2, **cfg["arch"])
 
 
-def _batches(cfg: dict):
+def moons_batches(cfg: dict):
+    """draw(generator) -> a batch (B, 2) of standardised moons with the config's noise and batch size."""
     mean, std = data.moons_moments(cfg["process"]["noise"])
     batch, noise = cfg["train"]["batch"], cfg["process"]["noise"]
     return lambda g: (data.sample_moons(batch, noise, g) - mean) / std
 
 
-def _to_data(x: Tensor, cfg: dict) -> np.ndarray:
+def moons_to_data(x: Tensor, cfg: dict) -> np.ndarray:
     """Standardised model coordinates (n, 2) back to the moons' own coordinates."""
     mean, std = data.moons_moments(cfg["process"]["noise"])
     return (x * std + mean).numpy()
@@ -94,9 +95,10 @@ register(ModelSpec(
     config={"arch": dict(MOONS_ARCH),
             "process": {"T": 1000, "beta_1": 1e-4, "beta_T": 0.02, "noise": MOONS_NOISE},
             "train": dict(MOONS_TRAIN)},
-    fast=dict(MOONS_FAST), build=_build, batches=_batches,
+    fast=dict(MOONS_FAST), build=_build, batches=moons_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
-    evaluate=_evaluator("moons-ddpm"), samplers={"ancestral": _ddpm_ancestral}, sample_shape=(2,), to_data=_to_data,
+    evaluate=_evaluator("moons-ddpm"), samplers={"ancestral": _ddpm_ancestral}, sample_shape=(2,),
+    to_data=moons_to_data,
 ))
 
 register(ModelSpec(
@@ -105,7 +107,8 @@ register(ModelSpec(
             "process": {"sigma_max": 3.0, "sigma_min": 0.01, "levels": 10, "noise": MOONS_NOISE},
             "sample": {"eps": 2e-5, "steps_per_level": 100},
             "train": dict(MOONS_TRAIN)},
-    fast=dict(MOONS_FAST), build=_build, batches=_batches,
+    fast=dict(MOONS_FAST), build=_build, batches=moons_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ncsn_loss(model, x0, ncsn_sigmas(cfg), g)),
-    evaluate=_evaluator("moons-ncsn"), samplers={"annealed": _ncsn_annealed}, sample_shape=(2,), to_data=_to_data,
+    evaluate=_evaluator("moons-ncsn"), samplers={"annealed": _ncsn_annealed}, sample_shape=(2,),
+    to_data=moons_to_data,
 ))

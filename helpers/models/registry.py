@@ -41,6 +41,8 @@ class ModelSpec:
     sample_chunk: largest batch sampled at once on a CPU (None: all n together);
     param_groups(model, cfg) -> list of {"params", "lr"}: several networks with their own learning rates
         in one Adam optimizer (None: one group at the budget's lr);
+    record(model) -> dict of floats kept after every training step (None: only the loss), e.g. the latent
+        EBM's energies for chapter 4's training curves;
     requires: other models this one needs (e.g. its evaluation classifier), loaded explicitly by
         `lifecycle.load_required`;
     store_dtype: the dtype of floating tensors in the checkpoint file (None: as trained).
@@ -60,6 +62,7 @@ class ModelSpec:
     to_data: Callable[[Tensor, dict], np.ndarray] | None = None
     sample_chunk: int | None = None
     param_groups: Callable[[nn.Module, dict], list] | None = None
+    record: Callable[[nn.Module], dict] | None = None
     requires: tuple[str, ...] = ()
     store_dtype: torch.dtype | None = None
 

@@ -7,14 +7,18 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..schedules import DDPMSchedule
 from .kernels import Keeper, Trajectory, ancestral_step, noise_like, step_range
 
 
 def respaced_steps(T: int, steps: int) -> list[int]:
-    """`steps` increasing DDPM steps from 1..T ending at T, evenly spaced (Nichol & Dhariwal 2021, sec. 4)."""
+    """`steps` increasing DDPM steps from 1..T ending at T, evenly spaced (Nichol & Dhariwal 2021, sec. 4).
+
+    Other step counts raise ConfigError (a ValueError): a DDPM cannot take more steps than its T.
+    """
     if not isinstance(steps, int) or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer in 1..{T}, got {steps!r}")
+        raise ConfigError(f"steps must be an integer in 1..{T}, got {steps!r}")
     return sorted({max(1, round(k * T / steps)) for k in range(1, steps + 1)})
 
 

@@ -1,0 +1,114 @@
+"""Chapter 4's latent-space EBM prior model against exact results: gradients, a linear-Gaussian posterior,
+the direction of the prior's learning step, and bad inputs."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import config, nets
+from helpers.latent_ebm import LatentEBM
+
+
+def _tiny(seed: int = 0, sigma_0: float = 0.8, sigma: float = 0.5) -> LatentEBM:
+    """A float64 model with a non-zero prior (its zero-initialised output layer is redrawn)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        prior, gen = nets.EBMPrior(2, hidden=8, depth=1), nets.MLPGenerator(2, 3, hidden=8, depth=1)
+        nn.init.normal_(prior.out.weight)
+    return LatentEBM(prior, gen, sigma_0, sigma).double()
+
+
+def _finite_difference(fn, z: torch.Tensor, step: float = 1e-6) -> torch.Tensor:
+    grad = torch.zeros_like(z)
+    for j in range(z.shape[1]):
+        e = torch.zeros_like(z)
+        e[:, j] = step
+        grad[:, j] = (fn(z + e) - fn(z - e)) / (2 * step)
+    return grad
+
+
+def test_grad_log_densities_match_finite_differences_and_the_gaussian_closed_form():
+    model = _tiny()
+    z = torch.randn(5, 2, generator=config.generator(1), dtype=torch.float64)
+    x = torch.randn(5, 3, generator=config.generator(2), dtype=torch.float64)
+    with torch.no_grad():
+        fd_prior = _finite_difference(model.log_prior, z)
+        fd_post = _finite_difference(lambda z_: model.log_likelihood(x, z_) + model.log_prior(z_), z)
+    assert torch.allclose(model.prior_score(z), fd_prior, atol=1e-7)
+    assert torch.allclose(model.posterior_score(z, x), fd_post, atol=1e-7)
+    assert all(p.grad is None for p in model.parameters())  # the chains build no parameter gradient
+    flat = LatentEBM(nets.EBMPrior(2), nets.MLPGenerator(2, 3), sigma_0=0.8).double()  # f = 0: p_0 itself
+    assert torch.allclose(flat.prior_score(z), -z / 0.8**2, atol=1e-12)
+
+
+def test_posterior_chain_of_a_linear_gaussian_model_matches_ulas_exact_stationary_law():
+    """f = 0 and g(z) = W z + b: p(z | x) = N(mu, P^-1), P = W^T W / sigma^2 + I / sigma_0^2,
+    mu = P^-1 W^T (x - b) / sigma^2. ULA keeps the mean and has the stationary covariance
+    Q diag(1 / (lambda (1 - h lambda / 2))) Q^T (chapter 3's 1 / (1 - h / 2) in P's eigenbasis).
+    10,000 chains of 60 steps: P's eigenvalues are 5.2 and 6.4, so (1 - h lambda)^60 < 1e-7 and the start
+    is forgotten; 4 standard errors."""
+    sigma_0, sigma, h, n = 1.0, 0.5, 0.05, 10_000
+    gen = nn.Linear(2, 3).double()
+    with torch.no_grad():
+        gen.weight.copy_(torch.tensor([[1.0, 0.5], [-0.3, 0.8], [0.2, -0.6]]))
+        gen.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    model = LatentEBM(nets.EBMPrior(2).double(), gen, sigma_0, sigma)
+    x = torch.tensor([[0.7, -0.4, 0.9]], dtype=torch.float64)
+    W, b = gen.weight.detach(), gen.bias.detach()
+    P = W.T @ W / sigma**2 + torch.eye(2, dtype=torch.float64) / sigma_0**2
+    mu = torch.linalg.solve(P, W.T @ (x[0] - b) / sigma**2)
+    lam, Q = torch.linalg.eigh(P)
+    cov = Q @ torch.diag(1 / (lam * (1 - h * lam / 2))) @ Q.T
+    z, traj = model.posterior_chain(x.repeat(n, 1), 60, h, config.generator(3))
+    se_mean = (cov.diagonal() / n).sqrt()
+    assert ((z.mean(0) - mu).abs() < 4 * se_mean).all(), (z.mean(0), mu)
+    emp = torch.cov(z.T)
+    se_cov = ((cov.diagonal()[:, None] * cov.diagonal()[None, :] + cov**2) / n).sqrt()
+    assert ((emp - cov).abs() < 4 * se_cov).all(), (emp, cov)
+    assert traj.states.shape == (2, n, 2) and float(traj.times[0]) == 1.0 and float(traj.times[-1]) == 0.0
+    # the exact posterior's covariance P^-1 is 13-16 % smaller than ULA's: the test sees the step size
+    assert ((emp - torch.linalg.inv(P)).abs() > 4 * se_cov).any()
+
+
+def test_the_prior_learning_step_raises_f_where_the_posterior_puts_mass():
+    """Identity generator, data near m = (1.5, 0): the posterior chains end near m, the prior chains near 0,
+    so descending the prior term makes f(m) - f(0) grow (the prior moves towards the aggregate posterior)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = LatentEBM(nets.EBMPrior(2, hidden=32), nn.Identity(), sigma_0=1.0, sigma=0.2)
+    model.generator.latent_dim = 2
+    g = config.generator(4)
+    x = torch.tensor([1.5, 0.0]) + 0.1 * torch.randn(512, 2, generator=g)
+    opt = torch.optim.Adam(model.prior.parameters(), lr=1e-2)
+    probe = torch.tensor([[1.5, 0.0], [0.0, 0.0]])
+    gaps = []
+    for _ in range(20):
+        loss = model.training_loss(x, g, prior_steps=20, prior_h=0.05, post_steps=20, post_h=0.01)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            f = model.prior(probe)
+        gaps.append(float(f[0] - f[1]))
+    assert gaps[-1] > 0.5 and gaps[-1] > gaps[0]
+    assert set(model.last_parts) == {"prior", "generator", "f_prior", "f_post"}
+
+
+def test_bad_inputs_raise_value_error_naming_the_argument():
+    with pytest.raises(ValueError, match="sigma must be a positive"):
+        LatentEBM(nets.EBMPrior(2), nets.MLPGenerator(2, 2), sigma=0.0)
+    with pytest.raises(ValueError, match="sigma_0 must be a positive"):
+        LatentEBM(nets.EBMPrior(2), nets.MLPGenerator(2, 2), sigma_0=-1.0)
+    model = LatentEBM(nets.EBMPrior(2), nets.MLPGenerator(2, 2))
+    with pytest.raises(ValueError, match="step size h must be a positive"):
+        model.prior_chain(4, 10, -0.1, config.generator(0))
+    with pytest.raises(ValueError, match=r"z must have shape \(B, 2\)"):
+        model.log_prior(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        model.prior_chain(4, 0, 0.1, config.generator(0))
+    with pytest.raises(ValueError, match="expects z of shape"):
+        nets.ConvGenerator(latent_dim=8)(torch.zeros(2, 3))
+    assert nets.ConvGenerator(latent_dim=8)(torch.zeros(2, 8)).shape == (2, 1, 28, 28)
+    assert math.isclose(float(model.prior(torch.zeros(1, 2)).detach()), 0.0)  # a fresh prior is p_0
