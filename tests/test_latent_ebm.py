@@ -112,3 +112,21 @@ def test_bad_inputs_raise_value_error_naming_the_argument():
         nets.ConvGenerator(latent_dim=8)(torch.zeros(2, 3))
     assert nets.ConvGenerator(latent_dim=8)(torch.zeros(2, 8)).shape == (2, 1, 28, 28)
     assert math.isclose(float(model.prior(torch.zeros(1, 2)).detach()), 0.0)  # a fresh prior is p_0
+
+
+def test_ebm_2d_saves_and_loads_to_the_same_samples_and_records_its_energies(monkeypatch, tmp_checkpoints):
+    import dataclasses
+
+    import numpy as np
+
+    from helpers import models
+
+    spec = models.get("ebm-2d")
+    monkeypatch.setitem(models.REGISTRY, "ebm-2d", dataclasses.replace(spec, fast={"steps": 5, "batch": 32}))
+    model, entry, result = models.train_model("ebm-2d", "fast", "cpu", progress=False, evaluate=False)
+    loaded, stored = models.load("ebm-2d")
+    a = models.sample("ebm-2d", model, 50, 10, seed=3)
+    assert a.shape == (50, 2) and a.dtype == np.float32
+    assert np.array_equal(a, models.sample("ebm-2d", loaded, 50, 10, seed=3))
+    assert len(result.records) == 5 and set(result.records[0]) == {"prior", "generator", "f_prior", "f_post"}
+    assert stored["config"]["train"]["lr_prior"] != stored["config"]["train"]["lr"]  # two learning rates

@@ -8,6 +8,7 @@
     mnist_classifier.py  mnist-eval, the evaluation classifier
     mnist_ddpm.py        mnist-ddpm (chapter 6)
     mnist_vpsde.py       mnist-vpsde (chapter 7)
+    ebm.py               ebm-2d, the latent-space EBM prior model (chapter 4)
 A new model family is one new file that calls `register`, and one import line below.
 The command line (`python -m helpers`) and the notebooks use the names re-exported here.
 """
@@ -21,12 +22,13 @@ from .mnist_common import train_images as mnist_train_images
 from .mnist_classifier import augment_digits
 from .mnist_ddpm import DDPM_PROCESS
 from .mnist_vpsde import vpsde_process
+from .ebm import build_latent_ebm
 
 MNIST_DDPM_SAMPLERS = tuple(get("mnist-ddpm").samplers)
 MNIST_VPSDE_SAMPLERS = tuple(get("mnist-vpsde").samplers)
 
 __all__ = ["DDPM_PROCESS", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS", "MOONS_NOISE", "REGISTRY", "ModelSpec",
-           "augment_digits", "compatible", "ddpm_schedule", "draw_samples", "expected_training_minutes", "get",
+           "augment_digits", "build_latent_ebm", "compatible", "ddpm_schedule", "draw_samples", "expected_training_minutes", "get",
            "load", "load_or_train", "load_required", "mnist_train_images", "moons_quality", "moons_reference",
            "ncsn_sigmas", "register", "sample", "sde1d_process", "sde1d_quality", "sde1d_score",
            "sde1d_score_error", "time_steps", "train_model", "vpsde_process"]
