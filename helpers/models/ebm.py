@@ -1,11 +1,11 @@
 """`ebm-2d`: the latent-space EBM prior model (Pang et al. 2020) on make_moons (noise 0.05). Chapter 4.
 
-An `latent_ebm.LatentEBM` with an MLP prior f_alpha on a 2D latent and an MLP generator, trained on
+A `latent_ebm.LatentEBM` with an MLP prior f_alpha on a 2D latent and an MLP generator, trained on
 standardised moons with two learning rates (the prior's and the generator's: `param_groups`). Its one
 sampler, "prior", runs the short-run prior chain in z from p_0 and returns the generator mean g_beta(z),
 as the paper's samples are drawn.
 
-Budget (one CPU thread): 5000 steps of batch 256 at about 0.32 s a step (27 minutes), each step two
+Budget (one CPU thread): 5000 steps of batch 256 at about 0.34 s a step (28 minutes), each step two
 short-run chains (60 prior steps of h = 0.05 in standardised units with sigma_0 = 1; 80 posterior steps of
 h = 5e-4 with sigma = 0.05) and one Adam step at lr 1e-3 (generator) and 2e-4 (prior). Measured while
 choosing it: a prior lr of 4e-4 or 1e-3 diverges (f falls to -1e5 and below within 1500-2000 steps).
