@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import torch
 
-from .. import config, nets
+from .. import nets
 from ..latent_ebm import LatentEBM
 from ..samplers.kernels import Trajectory
-from .lifecycle import draw_samples
-from .moons import MOONS_NOISE, moons_batches, moons_quality, moons_to_data
-from .registry import ModelSpec, get, register
+from .moons import MOONS_NOISE, moons_batches, moons_evaluator, moons_to_data
+from .registry import ModelSpec, register
 
 
 def build_latent_ebm(cfg: dict) -> LatentEBM:
@@ -55,11 +54,6 @@ def _prior_sampler(model, cfg, shape, steps, generator, device, keep_every=0, pr
     return x, Trajectory(traj.times, states, traj.nfev)
 
 
-def _evaluate(model, cfg, device, required):
-    x = draw_samples(get("ebm-2d"), model, cfg, 2000, None, config.generator(123), device)
-    return {k: float(f"{v:.3g}") for k, v in moons_quality(x, cfg["process"]["noise"]).items()}
-
-
 register(ModelSpec(
     name="ebm-2d", chapter=4, summary="latent-space EBM prior and MLP generator on make_moons (noise 0.05)",
     config={"arch": {"latent_dim": 2, "data_dim": 2, "prior_hidden": 128, "prior_depth": 2, "gen_hidden": 128,
@@ -69,7 +63,7 @@ register(ModelSpec(
             "train": {"steps": 5000, "batch": 256, "lr": 1e-3, "lr_prior": 2e-4, "lr_schedule": "cosine",
                       "warmup": 200, "seed": 0, "checkpoint_every": 500}},
     fast={"steps": 100, "batch": 128},
-    build=build_latent_ebm, batches=moons_batches, loss=_loss, evaluate=_evaluate,
+    build=build_latent_ebm, batches=moons_batches, loss=_loss, evaluate=moons_evaluator("ebm-2d"),
     samplers={"prior": _prior_sampler}, sample_shape=(2,), to_data=moons_to_data, param_groups=_param_groups,
     record=lambda model: dict(model.last_parts),
 ))

@@ -82,8 +82,9 @@ def _ncsn_annealed(model, cfg, shape, steps, generator, device, keep_every=0, pr
                                       keep_every=keep_every, progress=progress)
 
 
-def _evaluator(name: str):
-    """The manifest metrics of a moons model: `moons_quality` of 2000 samples (seed 123, default steps)."""
+def moons_evaluator(name: str):
+    """The manifest metrics of a model of moons (chapters 1, 2, 4): `moons_quality` of 2000 samples
+    (seed 123, default steps)."""
     def evaluate(model, cfg, device, required):
         x = draw_samples(get(name), model, cfg, 2000, None, config.generator(123), device)
         return {k: float(f"{v:.3g}") for k, v in moons_quality(x, cfg["process"]["noise"]).items()}
@@ -97,7 +98,7 @@ register(ModelSpec(
             "train": dict(MOONS_TRAIN)},
     fast=dict(MOONS_FAST), build=_build, batches=moons_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
-    evaluate=_evaluator("moons-ddpm"), samplers={"ancestral": _ddpm_ancestral}, sample_shape=(2,),
+    evaluate=moons_evaluator("moons-ddpm"), samplers={"ancestral": _ddpm_ancestral}, sample_shape=(2,),
     to_data=moons_to_data,
 ))
 
@@ -109,6 +110,6 @@ register(ModelSpec(
             "train": dict(MOONS_TRAIN)},
     fast=dict(MOONS_FAST), build=_build, batches=moons_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ncsn_loss(model, x0, ncsn_sigmas(cfg), g)),
-    evaluate=_evaluator("moons-ncsn"), samplers={"annealed": _ncsn_annealed}, sample_shape=(2,),
+    evaluate=moons_evaluator("moons-ncsn"), samplers={"annealed": _ncsn_annealed}, sample_shape=(2,),
     to_data=moons_to_data,
 ))
