@@ -164,8 +164,9 @@ def _run(args) -> int:
     if args.command == "train":
         mode = "fast" if args.fast else "full"
         _, entry, result = models.train_model(spec.name, mode, args.device, progress=not args.no_progress)
-        print(f"{spec.name}: trained {entry['train_steps']} steps in {entry['train_seconds']:.0f} s (its last "
-              f"phase resumed from step {result.resumed_from}); metrics {json.dumps(entry['metrics'])}")
+        resumed = f" (its last phase resumed from step {result.resumed_from})" if result.resumed_from else ""
+        print(f"{spec.name}: trained {entry['train_steps']} steps in {entry['train_seconds']:.0f} s{resumed}; "
+              f"metrics {json.dumps(entry['metrics'])}")
         print(f"saved {config.checkpoint_dir() / (spec.name + '.pt')}")
         return 0
     out = Path(args.out)

@@ -141,7 +141,36 @@ class LatentEBM(nn.Module):
         z_prior, _ = self.prior_chain(len(x), prior_steps, prior_h, generator)
         z_post, _ = self.posterior_chain(x, post_steps, post_h, generator)
         loss, self.last_parts = self.learning_loss(x, z_prior, z_post)
+        self._guard(z_prior, self.last_parts)
         return loss
+
+    def _guard(self, z_prior: Tensor, parts: dict, max_energy: float = 1e4) -> None:
+        """Raise FloatingPointError when learning has run away: the prior chain leaves every region p_0 could
+        reach (|z| > 1000 sigma_0, or not finite) or a mean energy passes max_energy in size. Both happen when
+        the prior's learning rate or step is too large (chapter 4): f is pushed down without bound where the
+        prior chain goes, while the loss stays finite, so the training loop's own check would not see it."""
+        reach = float(z_prior.abs().max())
+        if not math.isfinite(reach) or reach > 1e3 * self.sigma_0:
+            raise FloatingPointError(f"the prior chain diverged (|z| reached {reach:.3g}); lower the prior's "
+                                     "learning rate or its Langevin step")
+        worst = max(abs(parts["f_prior"]), abs(parts["f_post"]))
+        if not worst <= max_energy:
+            raise FloatingPointError(f"the prior energy diverged (|mean f| reached {worst:.3g}); lower the "
+                                     "prior's learning rate or its Langevin step")
+
+    def posterior_curvature(self, z: Tensor) -> Tensor:
+        """L(z) = lambda_max(J^T J) / sigma^2 + 1 / sigma_0^2 (B,): the largest curvature of -log p(z | x) at z
+        when the generator is locally linear, J = dg_beta/dz (D, latent_dim) and f_alpha's curvature is left
+        out. ULA on a Gaussian of curvature L is stable only for h L < 2 (its update multiplies the deviation
+        from the mode by 1 - h L), the posterior's sd along that direction is 1 / sqrt(L). Chapter 4."""
+        self._check_z(z)
+
+        def g_one(z1: Tensor) -> Tensor:
+            return self.generator(z1.unsqueeze(0)).flatten()
+        with torch.enable_grad():
+            jac = torch.func.vmap(torch.func.jacrev(g_one))(z.detach())  # (B, D, latent_dim)
+        top = torch.linalg.eigvalsh(jac.transpose(1, 2) @ jac)[:, -1]
+        return (top / self.sigma**2 + 1.0 / self.sigma_0**2).detach()
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, steps: int, h: float, generator: torch.Generator) -> Tensor:

@@ -130,7 +130,10 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
                mininterval=1.0)
     for step in bar:
         batch = to_device(draw_batch(generator), device)
-        loss = loss_fn(model, batch, generator)
+        try:
+            loss = loss_fn(model, batch, generator)
+        except FloatingPointError as err:  # a loss's own divergence check (e.g. the latent EBM's energies)
+            raise FloatingPointError(f"{desc}: {err} at step {step}") from err
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower lr or clip gradients")
         optimizer.zero_grad(set_to_none=True)

@@ -3,7 +3,7 @@
 A refactor that silently changes a sampler, a score conversion or a network's forward pass moves these
 numbers and fails here (diffusers' full-loop tests do the same). The stored values were measured before
 the `helpers.models` package was split into files (commit a8c8846's code, torch 2.x on CPU, one thread);
-`ebm-2d`'s when its checkpoint was added.
+`ebm-2d`'s, `ebm-2d-gauss`'s and `ebm-mnist`'s when their checkpoints were added.
 The tolerance 2e-4 is far above float32 round-off (about 1e-6 after a few dozen steps here) and far below
 any real change (a different seed or step count moves these values by 0.1 or more).
 
@@ -30,7 +30,8 @@ CASES = [("moons-ddpm", None, 4, 50), ("moons-ncsn", None, 4, 5),
          ("sde-1d", "sde", 4, 50), ("sde-1d", "euler", 4, 50), ("sde-1d", "heun", 4, 20),
          ("mnist-ddpm", "ancestral", 2, 10), ("mnist-ddpm", "em", 2, 10),
          ("mnist-vpsde", "em", 2, 10), ("mnist-vpsde", "ancestral", 2, 10), ("mnist-vpsde", "ode", 2, 10),
-         ("mnist-vpsde", "pc", 2, 10), ("ebm-2d", None, 4, 20)]
+         ("mnist-vpsde", "pc", 2, 10), ("ebm-2d", None, 4, 20), ("ebm-2d-gauss", None, 4, 20),
+         ("ebm-mnist", None, 2, 10)]
 PIXELS = [(0, 14, 14), (0, 10, 20), (0, 20, 8), (1, 7, 7), (1, 14, 10), (1, 21, 18)]
 
 

@@ -130,3 +130,66 @@ def test_ebm_2d_saves_and_loads_to_the_same_samples_and_records_its_energies(mon
     assert np.array_equal(a, models.sample("ebm-2d", loaded, 50, 10, seed=3))
     assert len(result.records) == 5 and set(result.records[0]) == {"prior", "generator", "f_prior", "f_post"}
     assert stored["config"]["train"]["lr_prior"] != stored["config"]["train"]["lr"]  # two learning rates
+
+
+class _Linear(torch.nn.Module):
+    """g(z) = W z + b, a generator whose Jacobian is W everywhere."""
+
+    def __init__(self, latent_dim: int, data_dim: int, seed: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.weight = torch.randn(data_dim, latent_dim, generator=config.generator(seed))
+        self.bias = torch.randn(data_dim, generator=config.generator(seed + 1))
+
+    def forward(self, z):
+        return z @ self.weight.T + self.bias
+
+
+def test_posterior_curvature_of_a_linear_generator_is_the_exact_largest_precision():
+    # for g(z) = W z + b and f = 0 the posterior is Gaussian with precision W^T W / sigma^2 + I / sigma_0^2
+    gen = _Linear(3, 5, seed=0)
+    model = LatentEBM(nets.EBMPrior(3), gen, sigma_0=0.7, sigma=0.4)
+    precision = gen.weight.T @ gen.weight / 0.4**2 + torch.eye(3) / 0.7**2
+    exact = float(torch.linalg.eigvalsh(precision)[-1])
+    curv = model.posterior_curvature(torch.randn(6, 3, generator=config.generator(2)))
+    assert curv.shape == (6,)
+    assert torch.allclose(curv, torch.full((6,), exact), rtol=1e-5)
+
+
+def test_runaway_prior_energy_or_chain_stops_training_with_floating_point_error():
+    model = LatentEBM(nets.EBMPrior(2), nets.MLPGenerator(2, 2), sigma_0=1.0, sigma=0.1)
+    x = torch.randn(8, 2, generator=config.generator(0))
+    model.training_loss(x, config.generator(1), 5, 0.05, 5, 1e-3)  # a fresh model trains
+    with torch.no_grad():
+        model.prior.out.bias.fill_(2e4)  # |mean f| = 2e4 > 1e4: the prior energy ran away
+    with pytest.raises(FloatingPointError, match="prior energy diverged"):
+        model.training_loss(x, config.generator(1), 5, 0.05, 5, 1e-3)
+    with torch.no_grad():
+        model.prior.out.bias.zero_()
+    # f = 0: the prior chain is ULA on N(0, I), whose deviation is multiplied by 1 - h = -4 a step at h = 5
+    with pytest.raises(FloatingPointError, match="prior chain diverged"):
+        model.training_loss(x, config.generator(1), 10, 5.0, 5, 1e-3)
+
+
+def test_ebm_2d_experiment_returns_records_and_reports_divergence_instead_of_raising():
+    from helpers.models import ebm
+
+    run = ebm.ebm_2d_experiment("blobs", train={"steps": 3, "batch": 16})
+    assert run.diverged is None and len(run.records) == 3 and not run.model.training
+    bad = ebm.ebm_2d_experiment("moons", process={"prior_h": 5.0, "prior_steps": 10}, train={"steps": 2, "batch": 8})
+    assert bad.diverged is not None and "prior chain diverged" in bad.diverged and "step 0" in bad.diverged
+    with pytest.raises(ValueError, match="data_name"):
+        ebm.ebm_2d_experiment("spirals")
+
+
+def test_gaussian_prior_ablation_never_trains_the_prior(monkeypatch, tmp_checkpoints):
+    import dataclasses
+
+    from helpers import models
+
+    spec = models.get("ebm-2d-gauss")
+    monkeypatch.setitem(models.REGISTRY, "ebm-2d-gauss", dataclasses.replace(spec, fast={"steps": 3, "batch": 16}))
+    model, entry, result = models.train_model("ebm-2d-gauss", "fast", "cpu", progress=False, evaluate=False)
+    assert all(float(p.detach().abs().max()) == 0.0 for p in model.prior.out.parameters())  # f = 0: prior is p_0
+    assert all(r["f_prior"] == 0.0 and r["f_post"] == 0.0 for r in result.records)
+    assert models.get("ebm-2d-gauss").config["arch"] == models.get("ebm-2d").config["arch"]

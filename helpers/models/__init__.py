@@ -8,7 +8,8 @@
     mnist_classifier.py  mnist-eval, the evaluation classifier
     mnist_ddpm.py        mnist-ddpm (chapter 6)
     mnist_vpsde.py       mnist-vpsde (chapter 7)
-    ebm.py               ebm-2d, the latent-space EBM prior model (chapter 4)
+    ebm.py               ebm-2d, its Gaussian-prior ablation ebm-2d-gauss and ebm-mnist: the latent-space EBM
+                         prior model (chapter 4), and the chapter's in-memory 2D experiments
 A new model family is one new file that calls `register`, and one import line below.
 The command line (`python -m helpers`) and the notebooks use the names re-exported here.
 """

@@ -1,32 +1,50 @@
-"""`ebm-2d`: the latent-space EBM prior model (Pang et al. 2020) on make_moons (noise 0.05). Chapter 4.
+"""The latent-space EBM prior model (Pang et al. 2020): `ebm-2d`, its ablation `ebm-2d-gauss`, `ebm-mnist`. Chapter 4.
 
-A `latent_ebm.LatentEBM` with an MLP prior f_alpha on a 2D latent and an MLP generator, trained on
-standardised moons with two learning rates (the prior's and the generator's: `param_groups`). Its one
-sampler, "prior", runs the short-run prior chain in z from p_0 and returns the generator mean g_beta(z),
-as the paper's samples are drawn.
+Each is a `latent_ebm.LatentEBM` (an MLP prior f_alpha on the latent, a generator) trained with two learning
+rates, the prior's and the generator's (`param_groups`). The one sampler, "prior", runs the short-run prior
+chain in z from p_0 and returns the generator mean g_beta(z), as the paper's samples are drawn.
 
-Budget (one CPU thread): 5000 steps of batch 256 at about 0.34 s a step (28 minutes), each step two
-short-run chains (60 prior steps of h = 0.05 in standardised units with sigma_0 = 1; 80 posterior steps of
-h = 5e-4 with sigma = 0.05) and one Adam step at lr 1e-3 (generator) and 2e-4 (prior). Measured while
-choosing it: a prior lr of 4e-4 or 1e-3 diverges (f falls to -1e5 and below within 1500-2000 steps).
+ebm-2d        make_moons (noise 0.05), standardised; 2D latent, MLP generator. Budget (one CPU thread):
+              5000 steps of batch 256 at about 0.34 s a step (28 minutes), each step two short-run chains
+              (60 prior steps of h = 0.05 with sigma_0 = 1; 80 posterior steps of h = 5e-4 with sigma = 0.05)
+              and one Adam step at lr 1e-3 (generator) and 2e-4 (prior). Measured while choosing it: a prior
+              lr of 4e-4 or 1e-3 diverges (f falls to -1e5 and below within 1500-2000 steps).
+ebm-2d-gauss  the paper's ablation: ebm-2d's generator, settings and budget with lr_prior 0, so f_alpha stays
+              at its zero initialisation and the prior is p_0 (alternating back-propagation, Han et al. 2017).
+ebm-mnist     MNIST in [-1, 1]; 16-dimensional latent, f_alpha an MLP of width 200, `nets.ConvGenerator` with
+              16 channels, sigma = 0.3; 60 prior steps of h = 0.08 and 20 posterior steps of h = 0.005 (Pang et
+              al.'s s = 0.4 and 0.1 with h = s^2 / 2); Adam with betas (0.5, 0.999) at 5e-4 (generator) and
+              5e-5 (prior), batch 64. About 0.55 s a step on one free CPU thread (measured), so its 3000 steps
+              take about half an hour; checkpoints every 100 steps let a stopped run resume.
+
+`ebm_2d_experiment` trains a 2D model in memory with some settings changed: the chapter's short runs.
 """
 
 from __future__ import annotations
 
+import copy
+import time
+from dataclasses import dataclass
+
 import torch
 
-from .. import nets
+from .. import config, data, metrics, nets, training
 from ..latent_ebm import LatentEBM
 from ..samplers.kernels import Trajectory
+from .lifecycle import draw_samples
+from .mnist_common import CPU_CHUNK, DIGIT_SHAPE, digits_to_data, image_batches
 from .moons import MOONS_NOISE, moons_batches, moons_evaluator, moons_to_data
-from .registry import ModelSpec, register
+from .registry import ModelSpec, get, register
 
 
 def build_latent_ebm(cfg: dict) -> LatentEBM:
     """The LatentEBM of an ebm config: EBMPrior and generator from "arch", sigma_0 and sigma from "process"."""
     a, p = cfg["arch"], cfg["process"]
     prior = nets.EBMPrior(a["latent_dim"], a["prior_hidden"], a["prior_depth"])
-    generator = nets.MLPGenerator(a["latent_dim"], a["data_dim"], a["gen_hidden"], a["gen_depth"])
+    if "gen_channels" in a:  # ebm-mnist: 28 x 28 images
+        generator = nets.ConvGenerator(a["latent_dim"], a["gen_channels"])
+    else:
+        generator = nets.MLPGenerator(a["latent_dim"], a["data_dim"], a["gen_hidden"], a["gen_depth"])
     return LatentEBM(prior, generator, p["sigma_0"], p["sigma"])
 
 
@@ -36,10 +54,14 @@ def _loss(cfg: dict):
 
 
 def _param_groups(model: LatentEBM, cfg: dict) -> list[dict]:
-    """The prior at lr_prior, the generator at lr (Pang et al. train them with separate Adam learning rates)."""
+    """The prior at lr_prior, the generator at lr (Pang et al. train them with separate Adam learning rates),
+    both with the config's Adam betas when it sets them (Pang et al.: (0.5, 0.999))."""
     tc = cfg["train"]
-    return [{"params": list(model.prior.parameters()), "lr": tc["lr_prior"]},
-            {"params": list(model.generator.parameters()), "lr": tc["lr"]}]
+    betas = {"betas": tuple(tc["betas"])} if "betas" in tc else {}
+    groups = [{"params": list(model.generator.parameters()), "lr": tc["lr"], **betas}]
+    if tc["lr_prior"] > 0:  # lr_prior 0: f_alpha stays at its zero initialisation, the prior is p_0
+        groups.insert(0, {"params": list(model.prior.parameters()), "lr": tc["lr_prior"], **betas})
+    return groups
 
 
 def _prior_sampler(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
@@ -54,16 +76,122 @@ def _prior_sampler(model, cfg, shape, steps, generator, device, keep_every=0, pr
     return x, Trajectory(traj.times, states, traj.nfev)
 
 
+EBM_2D = {"arch": {"latent_dim": 2, "data_dim": 2, "prior_hidden": 128, "prior_depth": 2, "gen_hidden": 128,
+                   "gen_depth": 3},
+          "process": {"noise": MOONS_NOISE, "sigma_0": 1.0, "sigma": 0.05, "prior_steps": 60, "prior_h": 0.05,
+                      "post_steps": 80, "post_h": 5e-4},
+          "train": {"steps": 5000, "batch": 256, "lr": 1e-3, "lr_prior": 2e-4, "lr_schedule": "cosine",
+                    "warmup": 200, "seed": 0, "checkpoint_every": 500}}
+
 register(ModelSpec(
     name="ebm-2d", chapter=4, summary="latent-space EBM prior and MLP generator on make_moons (noise 0.05)",
-    config={"arch": {"latent_dim": 2, "data_dim": 2, "prior_hidden": 128, "prior_depth": 2, "gen_hidden": 128,
-                     "gen_depth": 3},
-            "process": {"noise": MOONS_NOISE, "sigma_0": 1.0, "sigma": 0.05, "prior_steps": 60, "prior_h": 0.05,
-                        "post_steps": 80, "post_h": 5e-4},
-            "train": {"steps": 5000, "batch": 256, "lr": 1e-3, "lr_prior": 2e-4, "lr_schedule": "cosine",
-                      "warmup": 200, "seed": 0, "checkpoint_every": 500}},
-    fast={"steps": 100, "batch": 128},
+    config=copy.deepcopy(EBM_2D), fast={"steps": 100, "batch": 128, "warmup": 10},
     build=build_latent_ebm, batches=moons_batches, loss=_loss, evaluate=moons_evaluator("ebm-2d"),
     samplers={"prior": _prior_sampler}, sample_shape=(2,), to_data=moons_to_data, param_groups=_param_groups,
+    record=lambda model: dict(model.last_parts),
+))
+
+# The paper's ablation (Pang et al. 2020, sec. 5): the same generator and budget with the plain Gaussian
+# prior p_0, i.e. f_alpha fixed at its zero initialisation (alternating back-propagation, Han et al. 2017).
+register(ModelSpec(
+    name="ebm-2d-gauss", chapter=4, summary="ablation of ebm-2d: the same generator with the Gaussian prior p_0",
+    config={**copy.deepcopy(EBM_2D), "train": {**EBM_2D["train"], "lr_prior": 0.0}},
+    fast={"steps": 100, "batch": 128, "warmup": 10},
+    build=build_latent_ebm, batches=moons_batches, loss=_loss, evaluate=moons_evaluator("ebm-2d-gauss"),
+    samplers={"prior": _prior_sampler}, sample_shape=(2,), to_data=moons_to_data, param_groups=_param_groups,
+    record=lambda model: dict(model.last_parts),
+))
+
+
+def two_blobs_batches(cfg: dict):
+    """draw(generator) -> a batch (B, 2) of two Gaussian blobs, centres (-1, 0) and (1, 0), std 0.25: the
+    chapter's first 2D data, already about standardised."""
+    batch = cfg["train"]["batch"]
+
+    def draw(g: torch.Generator) -> torch.Tensor:
+        side = 2.0 * (torch.rand(batch, generator=g) < 0.5).float() - 1.0
+        return torch.stack([side, torch.zeros(batch)], 1) + 0.25 * torch.randn(batch, 2, generator=g)
+    return draw
+
+
+@dataclass
+class Experiment:
+    """What `ebm_2d_experiment` returns: the model (eval mode), its config, the per-step records (prior and
+    generator losses, mean f under the prior and posterior chains) and, when learning ran away, why."""
+    model: LatentEBM
+    cfg: dict
+    records: list[dict]
+    seconds: float
+    diverged: str | None = None
+
+
+def ebm_2d_experiment(data_name: str = "moons", process: dict | None = None, train: dict | None = None,
+                      progress: bool = False) -> Experiment:
+    """Train a fresh 2D latent EBM for one of chapter 4's experiments, no checkpoint written.
+
+    The config is ebm-2d's fast budget with the entries of `process` and `train` replaced (e.g. the
+    logbook's settings, lr_prior 0 for the Gaussian-prior ablation); data_name "moons" (standardised, as
+    ebm-2d) or "blobs" (`two_blobs_batches`). Learning that runs away (`LatentEBM._guard`) ends the run
+    early with `diverged` set instead of raising, so the chapter can show it.
+    """
+    if data_name not in ("moons", "blobs"):
+        raise ValueError(f"data_name must be 'moons' or 'blobs', got {data_name!r}")
+    cfg = get("ebm-2d").budget("fast")
+    cfg["process"].update(process or {})
+    cfg["train"].update(train or {})
+    tc = cfg["train"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(tc["seed"])
+        model = build_latent_ebm(cfg)
+    records: list[dict] = []
+    draw = moons_batches(cfg) if data_name == "moons" else two_blobs_batches(cfg)
+    start, diverged = time.perf_counter(), None
+
+    def record(m: LatentEBM) -> dict:  # kept here too, so a run that diverges still has its curves
+        records.append(dict(m.last_parts))
+        return records[-1]
+    try:
+        training.train(model, _loss(cfg), draw, steps=tc["steps"], lr=tc["lr"],
+                       generator=config.generator(tc["seed"]), lr_schedule=tc["lr_schedule"],
+                       warmup=tc["warmup"], param_groups=_param_groups(model, cfg), progress=progress,
+                       desc=f"latent EBM on {data_name}", record=record)
+    except FloatingPointError as err:
+        diverged = str(err)
+    return Experiment(model.eval(), cfg, records, time.perf_counter() - start, diverged)
+
+
+def _mnist_evaluator(model, cfg, device, required):
+    """ebm-mnist's manifest metrics: `mnist_quality` of eval_n prior samples (seed 123) and the posterior
+    reconstruction MSE (pixels in [0, 1]) of the first eval_n test digits."""
+    tc = cfg["train"]
+    x = draw_samples(get("ebm-mnist"), model, cfg, tc["eval_n"], None, config.generator(123), device)
+    q = metrics.mnist_quality(x, required["mnist-eval"])
+    return {**{k: round(v, 4) if isinstance(v, float) else v for k, v in q.items()},
+            "recon_mse": round(reconstruction_mse(model, cfg, tc["eval_n"], device), 5)}
+
+
+def reconstruction_mse(model: LatentEBM, cfg: dict, n: int, device, seed: int = 0) -> float:
+    """Mean squared error, pixels in [0, 1], between the first n MNIST test digits and g_beta(z) for z from
+    a posterior chain of each (the config's post_steps and post_h). Chapter 4."""
+    p = cfg["process"]
+    images, _ = data.mnist_tensors_cached(train=False)
+    x = data.to_model_range(images[:n]).to(device)
+    rec = torch.cat([model.reconstruct(xb, p["post_steps"], p["post_h"], config.generator(seed + k))
+                     for k, xb in enumerate(x.split(250))])
+    return float((data.from_model_range(rec.cpu()) - images[:n]).pow(2).mean())
+
+
+register(ModelSpec(
+    name="ebm-mnist", chapter=4, summary="latent-space EBM prior and conv generator on MNIST in [-1, 1]",
+    config={"arch": {"latent_dim": 16, "prior_hidden": 200, "prior_depth": 2, "gen_channels": 16},
+            "process": {"sigma_0": 1.0, "sigma": 0.3, "prior_steps": 60, "prior_h": 0.08,
+                        "post_steps": 20, "post_h": 0.005},
+            "train": {"steps": 3000, "batch": 64, "lr": 5e-4, "lr_prior": 5e-5, "betas": [0.5, 0.999],
+                      "lr_schedule": "cosine", "warmup": 200, "seed": 0, "checkpoint_every": 100,
+                      "eval_n": 1000}},
+    fast={"steps": 40, "batch": 32, "warmup": 5, "eval_n": 200},
+    build=build_latent_ebm, batches=image_batches, loss=_loss, evaluate=_mnist_evaluator,
+    samplers={"prior": _prior_sampler}, sample_shape=DIGIT_SHAPE, to_data=digits_to_data,
+    sample_chunk=CPU_CHUNK, param_groups=_param_groups, requires=("mnist-eval",),
     record=lambda model: dict(model.last_parts),
 ))
