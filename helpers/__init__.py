@@ -13,6 +13,9 @@ One module per concept, found by its file name:
     losses        DDPM, NCSN and VP-SDE training losses
     likelihood    bits/dim through the probability-flow ODE
     training      the one training loop (seeded, resumable); checkpoints: atomic files and the manifest
+    accel         the fast path of training on a GPU: bf16 autocast, channels_last, TF32
+    distributed   data-parallel training under torchrun (DistributedDataParallel, NCCL or gloo)
+    bench         `python -m helpers bench`: eager loop against the faster paths, as ratios
     models/       the named models: registry, lifecycle (train, load, sample), one file per model family
     metrics/      distances, MCMC diagnostics, the MNIST evaluation protocol, check-cell verdicts
     plotting, cli, assignment (the assignment's names for chapters 6-7, as thin wrappers of the others)

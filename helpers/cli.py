@@ -1,10 +1,12 @@
-"""Command line of the course: `python -m helpers list | train | sample | quality | time`.
+"""Command line of the course: `python -m helpers list | train | sample | quality | time | bench`.
 
     python -m helpers list
     python -m helpers train MODEL [--fast] [--device D]
     python -m helpers sample MODEL --n N --out FILE.npy [--steps S] [--seed K] [--sampler NAME]
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
+    python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model NAME]
+    torchrun --nproc-per-node N -m helpers train MODEL       (data-parallel: helpers/distributed.py)
 
 Course errors (`errors.CourseError`: unknown model or sampler, missing or altered checkpoint, missing data,
 a diverged training) and argument errors (bad number, unwritable path) print one line to stderr and exit 2;
@@ -74,7 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("model")
     m.add_argument("--steps", type=_positive_int, default=5, help="timed training steps")
     m.add_argument("--device", default=None)
+    b = sub.add_parser("bench", help="training and sampling throughput: eager loop against the faster paths")
+    b.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    b.add_argument("--steps", type=_positive_int, default=5, help="timed calls per measurement (median of 3)")
+    b.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="include torch.compile (default: on CUDA only; it takes minutes on a CPU)")
+    b.add_argument("--model", choices=["mnist U-Net", "2D MLP", "both"], default="both")
     return p
+
+
+def _bench(args) -> int:
+    """`bench`: the table of `helpers.bench` for one device, with the line that says where it ran."""
+    from . import bench, config
+
+    device = config.device(args.device)
+    which = tuple(bench.MODELS) if args.model == "both" else (args.model,)
+    rows = bench.run(device, args.steps, args.compile, which)
+    print(f"bench on {bench.describe(device)}; fast path by default here: {config.fast_path(device)}")
+    print(bench.table(rows, device))
+    return 0
 
 
 def _list() -> int:
@@ -133,6 +153,28 @@ def _quality(path: str) -> int:
     return 0
 
 
+def _train(spec, args) -> int:
+    """`train`: in one process, or data-parallel under `torchrun` (rank 0 prints and saves)."""
+    from . import config, distributed, models
+
+    mode = "fast" if args.fast else "full"
+    device = config.device(args.device)
+    parallel = distributed.init_from_env(device)
+    try:
+        _, entry, result = models.train_model(spec.name, mode, device, progress=not args.no_progress)
+    finally:
+        if parallel:
+            distributed.dist.destroy_process_group()
+    if config.ranks()[0] != 0:  # the other ranks of a torchrun
+        return 0
+    resumed = f" (its last phase resumed from step {result.resumed_from})" if result.resumed_from else ""
+    ranks = f" on {config.ranks()[2]} processes" if parallel else ""
+    print(f"{spec.name}: trained {entry['train_steps']} steps{ranks} in {entry['train_seconds']:.0f} s{resumed}; "
+          f"metrics {json.dumps(entry['metrics'])}")
+    print(f"saved {config.checkpoint_dir() / (spec.name + '.pt')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .errors import CourseError
@@ -152,6 +194,8 @@ def _run(args) -> int:
         return _list()
     if args.command == "quality":
         return _quality(args.file)
+    if args.command == "bench":
+        return _bench(args)
     spec = models.get(args.model)
     if args.command == "time":
         r = models.time_steps(spec.name, args.steps, device=args.device)
@@ -162,13 +206,7 @@ def _run(args) -> int:
                   f"with --steps {r['sample_steps']}")
         return 0
     if args.command == "train":
-        mode = "fast" if args.fast else "full"
-        _, entry, result = models.train_model(spec.name, mode, args.device, progress=not args.no_progress)
-        resumed = f" (its last phase resumed from step {result.resumed_from})" if result.resumed_from else ""
-        print(f"{spec.name}: trained {entry['train_steps']} steps in {entry['train_seconds']:.0f} s{resumed}; "
-              f"metrics {json.dumps(entry['metrics'])}")
-        print(f"saved {config.checkpoint_dir() / (spec.name + '.pt')}")
-        return 0
+        return _train(spec, args)
     out = Path(args.out)
     if out.suffix != ".npy":
         return _fail(f"--out must end in .npy, got {args.out!r}")

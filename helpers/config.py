@@ -11,6 +11,8 @@ the seed; nothing else in `helpers` reads `os.environ`.
 | `COURSE_CHECKPOINTS`   | folder of the `.pt` files and their `manifest.json`         | `<repo>/checkpoints`        |
 | `COURSE_DEVICE`        | `cpu`, `cuda`, `cuda:1`, ... (`auto`: cuda when available) | `auto`                      |
 | `COURSE_SEED`          | base seed of every chapter                                 | `0`                         |
+| `COURSE_FAST_PATH`     | `1`: bf16 autocast and channels_last in training (`accel`)  | `auto`: on a GPU, off on CPU |
+| `RANK`, `LOCAL_RANK`, `WORLD_SIZE` | set by `torchrun` for data-parallel training (`distributed`) | one process   |
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def device(requested: str | None = None) -> torch.device:
     """
     name = (requested or os.environ.get("COURSE_DEVICE", "auto")).strip().lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and ranks()[2] > 1:  # torchrun: one GPU per process, cuda:LOCAL_RANK
+        name = f"cuda:{ranks()[1]}"
     try:
         dev = torch.device(name)
     except RuntimeError as err:
@@ -72,6 +76,25 @@ def device(requested: str | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} was asked for, but torch sees no CUDA device here")
     return dev
+
+
+def ranks() -> tuple[int, int, int]:
+    """(RANK, LOCAL_RANK, WORLD_SIZE) as `torchrun` sets them; (0, 0, 1) in a plain process."""
+    try:
+        return tuple(int(os.environ.get(k, d)) for k, d in (("RANK", 0), ("LOCAL_RANK", 0), ("WORLD_SIZE", 1)))
+    except ValueError as err:
+        raise ConfigError(f"RANK, LOCAL_RANK and WORLD_SIZE must be integers (torchrun sets them): {err}") from err
+
+
+def fast_path(device_: torch.device) -> bool:
+    """Whether training on `device_` takes the fast path of `accel` (`COURSE_FAST_PATH`: 1, 0 or auto).
+
+    auto: on a GPU, where `python -m helpers bench` measures it faster; off on a CPU, where it measured
+    slower (book/appendix_performance.md)."""
+    value = os.environ.get("COURSE_FAST_PATH", "auto").strip().lower()
+    if value not in ("auto", "0", "1"):
+        raise ConfigError(f"COURSE_FAST_PATH must be auto, 0 or 1, got {value!r}")
+    return device_.type == "cuda" if value == "auto" else value == "1"
 
 
 def seed() -> int:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import accel, distributed
 from .checkpoints import load_torch, save_torch
 
 
@@ -78,7 +79,7 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
           ema_decay: float | None = None, resume_path: str | Path | None = None,
           checkpoint_every: int = 1000, run_config: dict | None = None, progress: bool = True,
           desc: str = "training", param_groups: list[dict] | None = None,
-          record: Callable[[nn.Module], dict] | None = None) -> TrainResult:
+          record: Callable[[nn.Module], dict] | None = None, fast_path: bool = False) -> TrainResult:
     """Adam on `loss_fn` for `steps` steps. Used by every chapter through `models.train_model`.
 
     model: trained in place (moved to `device`). generator: a CPU generator driving all randomness.
@@ -91,6 +92,10 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
     group without "lr" takes `lr`); the schedule scales every group alike. None: all of model's parameters.
     record: after every step, record(model) -> dict of floats is appended to `result.records` (e.g. the
     latent EBM's prior and posterior energies, chapter 4's training curves).
+    fast_path: bf16 autocast and channels_last (`accel`), the default on a GPU (`config.fast_path`).
+    Under `torchrun` (a process group is up) the model is wrapped in DistributedDataParallel: every rank
+    draws the same global batch, trains on its shard and keeps identical weights (`distributed`); rank 0
+    alone writes the resume file and shows the bar.
     Raises FloatingPointError naming `desc`, the step and the loss when the loss is not finite.
     """
     if not isinstance(steps, int) or steps < 1:
@@ -101,6 +106,10 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
     device = torch.device(device)
     model.to(device).train()
+    accel.prepare(model, fast_path)
+    rank, size = distributed.world()
+    main = rank == 0
+    noise = distributed.noise_generator(generator)  # `generator` itself in one process
     optimizer = torch.optim.Adam(param_groups if param_groups is not None else model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(lr_schedule, steps, warmup))
     ema = copy.deepcopy(model.state_dict()) if ema_decay is not None else None
@@ -116,6 +125,8 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             generator.set_state(state["generator"].cpu())
+            if size > 1 and len(state.get("noise", [])) == size:
+                noise.set_state(state["noise"][rank].cpu())
             if ema is not None:
                 ema = state["ema"]
             result.losses = list(state["losses"])
@@ -125,17 +136,21 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         else:
             print(f"ignoring {resume_path.name}: it belongs to another configuration")
 
+    step_loss = distributed.wrap(model, loss_fn, device)  # loss_fn(model, ...) as a module; DDP under torchrun
+    progress = progress and main
     t0 = time.perf_counter() - result.seconds
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps,
                mininterval=1.0)
     for step in bar:
-        batch = to_device(draw_batch(generator), device)
+        batch = distributed.shard(accel.to_layout(to_device(draw_batch(generator), device), fast_path), rank, size)
         try:
-            loss = loss_fn(model, batch, generator)
+            with accel.autocast(device, fast_path):
+                loss = step_loss(batch, noise)
         except FloatingPointError as err:  # a loss's own divergence check (e.g. the latent EBM's energies)
             raise FloatingPointError(f"{desc}: {err} at step {step}") from err
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower lr or clip gradients")
+        mean_loss = distributed.mean_over_ranks(loss.detach().float())  # the global batch's loss
+        if not torch.isfinite(mean_loss):
+            raise FloatingPointError(f"{desc}: loss became {mean_loss.item()} at step {step}; lower lr or clip gradients")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
@@ -144,23 +159,25 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         scheduler.step()
         if ema is not None:
             _ema_update(ema, model, ema_decay)
-        result.losses.append(loss.item())
+        result.losses.append(mean_loss.item())
         if record is not None:
             result.records.append(record(model))
         if progress and (step % 100 == 0 or step == steps - 1):
             bar.set_postfix(loss=f"{sum(result.losses[-100:]) / len(result.losses[-100:]):.4f}")
         done = step + 1
         if resume_path is not None and done % checkpoint_every == 0 and done < steps:
-            save_torch({"fingerprint": tag, "step": done, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "generator": generator.get_state(), "ema": ema, "losses": result.losses,
-                        "records": result.records, "seconds": time.perf_counter() - t0},
-                       resume_path)
+            noise_states = distributed.gather(noise.get_state()) if size > 1 else []  # every rank takes part
+            if main:
+                save_torch({"fingerprint": tag, "step": done, "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                            "generator": generator.get_state(), "noise": noise_states, "ema": ema,
+                            "losses": result.losses, "records": result.records,
+                            "seconds": time.perf_counter() - t0}, resume_path)
     bar.close()
     result.steps = steps
     result.seconds = time.perf_counter() - t0
     result.ema_state = ema
-    if resume_path is not None and resume_path.exists():
+    if main and resume_path is not None and resume_path.exists():
         resume_path.unlink()
     model.eval()
     return result

@@ -10,6 +10,13 @@ from helpers import config
 os.environ["COURSE_DOWNLOAD"] = "0"  # tests never download
 os.environ.setdefault("COURSE_MODE", "fast")
 torch.set_num_threads(1)  # small tensors: threads only add overhead, and CI has 2 cores
+# The notebooks' kernels inherit this environment: under pytest-xdist (-n W) each worker's kernel gets
+# cores // W threads, so W workers never run more threads than there are cores (two processes of two
+# threads each on two cores run 10-100x slower).
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_threads = str(max(1, (os.cpu_count() or 1) // _workers))
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _threads if _workers > 1 else os.environ.get(_var, _threads)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import checkpoints, config, nets
+from .. import accel, checkpoints, config, distributed, nets
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..training import to_device, train
 from .registry import ModelSpec, compatible, get
@@ -33,9 +33,11 @@ def _device(device) -> torch.device:
 
 
 def _hardware(device: torch.device) -> str:
+    size = distributed.world()[1]
+    ranks = f" x {size} processes" if size > 1 else ""
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+        return torch.cuda.get_device_name(device) + ranks
+    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()}){ranks}"
 
 
 def load(name: str, device: str | torch.device | None = None, folder: str | Path | None = None):
@@ -103,6 +105,7 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
     minus the restart), the restart starts from it instead of training the first phase again.
     evaluate: measure the spec's metrics for the manifest (False skips it, e.g. in tests); a model whose
     `requires` are missing from `config.checkpoint_dir()` is stored without metrics, and says so.
+    Under `torchrun` it trains data-parallel (`distributed`); rank 0 alone evaluates and saves.
     Raises TrainingDiverged (naming the model, step and loss) when the loss stops being finite.
     Returns (model in eval mode on `device`, manifest entry dict, TrainResult of the last phase; its losses
     give the entry's final_loss).
@@ -129,7 +132,8 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
                          grad_clip=ptc.get("grad_clip"), ema_decay=ptc.get("ema_decay"),
                          resume_path=folder / resume_name if save else None,
                          checkpoint_every=ptc.get("checkpoint_every", 1000), run_config=phase_cfg,
-                         progress=progress, desc=desc, param_groups=groups, record=spec.record)
+                         progress=progress, desc=desc, param_groups=groups, record=spec.record,
+                         fast_path=config.fast_path(dev))
         except FloatingPointError as err:
             raise TrainingDiverged(str(err)) from err
 
@@ -153,8 +157,9 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
             model.load_state_dict(result.ema_state)
         seconds += result.seconds
     model.eval()
+    main = distributed.is_main()  # under torchrun, rank 0 alone evaluates and writes
     metrics = {}
-    if evaluate:
+    if evaluate and main:
         try:
             required = load_required(spec, dev)
         except CheckpointError as err:
@@ -166,7 +171,7 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
              "final_loss": float(np.mean(result.losses[-500:])),
              "parameters": nets.count_parameters(model), "hardware": _hardware(dev),
              "torch": torch.__version__, "created": datetime.date.today().isoformat()}
-    if save:
+    if save and main:
         checkpoints.save_model(folder, name, model.state_dict(), cfg, entry, dtype=spec.store_dtype)
         entry = checkpoints.read_manifest(folder)["models"][name]
     return model, entry, result
@@ -216,8 +221,10 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
     Sampled `chunk` at a time (default: spec.sample_chunk on a CPU, where larger batches run slower per
     image, 1000 on a GPU; all n at once when the spec sets none). The chunks share `generator`, so the
     result depends on the chunk size but not on timing. progress: one bar (stderr) over all steps.
+    On a GPU (`config.fast_path`) the model is put in channels_last with TF32 matmuls (`accel.prepare`).
     """
     fn = spec.sampler(sampler)
+    accel.prepare(model, config.fast_path(device))  # channels_last and TF32 on a GPU; sampling stays fp32
     if chunk is None and spec.sample_chunk is not None:
         chunk = spec.sample_chunk if device.type == "cpu" else 1000
     sizes = [min(chunk, n - k) for k in range(0, n, chunk)] if chunk else [n]
