@@ -98,6 +98,12 @@ def flops_per_call(fn: Callable[[], None]) -> float:
     return float(counter.get_total_flops())
 
 
+def _why(err: Exception) -> str:
+    """The exception's type and the start of its first line, for a table cell."""
+    first = (str(err).splitlines() or [""])[0][:60]
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
 def _try_compile(module: nn.Module, compile_: bool):
     """(compiled module, None) or (None, why it was skipped)."""
     if not compile_:
@@ -107,7 +113,7 @@ def _try_compile(module: nn.Module, compile_: bool):
     try:
         return torch.compile(module), None
     except Exception as err:  # noqa: BLE001 -- any failure to set up the compiler means 'unavailable'
-        return None, f"skipped: torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:80]})"
+        return None, f"skipped: torch.compile failed ({_why(err)})"
 
 
 def train_rows(label: str, name: str, device: torch.device, steps: int, compile_: bool) -> list[Row]:
@@ -161,7 +167,7 @@ def train_rows(label: str, name: str, device: torch.device, steps: int, compile_
                     note=f"compiled in {time.perf_counter() - t0:.0f} s")
         except Exception as err:  # noqa: BLE001 -- e.g. no C++ compiler or no Triton: unavailable here
             rows.append(Row(label, "train", "compile", None, unit,
-                            note=f"skipped: compiling failed ({type(err).__name__})"))
+                            note=f"skipped: compiling failed ({_why(err)})"))
     big = accel.to_layout(_inputs(name, 4 * batch, device), fast and conv)
     measure(f"batch x4 ({4 * batch})" + (" + fast path" if fast else ""), model, big, fast)
     layout(False)
@@ -176,7 +182,7 @@ def sample_rows(label: str, name: str, device: torch.device, steps: int, compile
     model.eval()
     conv = accel.has_conv(model)
     chunk = 128 if device.type == "cpu" else 1000
-    rows, unit = [], "image-steps/s"
+    rows, unit = [], "image-steps/s" if conv else "point-steps/s"
 
     def step_of(x, t, net):
         def step():
@@ -188,7 +194,7 @@ def sample_rows(label: str, name: str, device: torch.device, steps: int, compile
         x = accel.to_layout(_inputs(name, batch, device), cl)
         t = torch.full((batch,), 0.5, device=device)
         with ctx():
-            sec = median_seconds(step_of(x, t, net or model), device, steps)
+            sec = median_seconds(step_of(x, t, model if net is None else net), device, steps)
         rows.append(Row(label, "sample", path, batch / sec, unit, note=note))
 
     with torch.no_grad():
@@ -227,7 +233,7 @@ def sample_rows(label: str, name: str, device: torch.device, steps: int, compile
                     note=f"compiled in {time.perf_counter() - t0:.0f} s")
         except Exception as err:  # noqa: BLE001
             rows.append(Row(label, "sample", "compile", None, unit,
-                            note=f"skipped: compiling failed ({type(err).__name__})"))
+                            note=f"skipped: compiling failed ({_why(err)})"))
     model.to(memory_format=torch.contiguous_format)
     for r in rows:
         r.tflops = fwd_flops * r.rate / 1e12 if r.rate else None

@@ -3,6 +3,7 @@
     python -m helpers list
     python -m helpers train MODEL [--fast] [--device D]
     python -m helpers sample MODEL --n N --out FILE.npy [--steps S] [--seed K] [--sampler NAME]
+                                   [--label Y [--scale G]]   (classifier guidance, mnist-vpsde: chapter 8)
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
     python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model NAME]
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -50,6 +52,23 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _digit(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}")
+    return value
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m helpers", description="Train, list and sample the course's models.")
     p.add_argument("--traceback", action="store_true", help="show the traceback of course errors too")
@@ -68,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_int, default=0)
     s.add_argument("--sampler", default=None, help="sampler name, for models that have several")
     s.add_argument("--device", default=None)
+    s.add_argument("--label", type=_digit, default=None,
+                   help="a digit 0-9: classifier-guided sampling of that class (mnist-vpsde, chapter 8)")
+    s.add_argument("--scale", type=_scale, default=None,
+                   help="guidance scale gamma >= 0 (default: the model's recommended scale); needs --label")
     s.add_argument("--no-progress", action="store_true",
                    help="no progress bar (shown on stderr when it is a terminal)")
     q = sub.add_parser("quality", help="FD and class TV of MNIST samples against their floors (chapters 6-8)")
@@ -213,9 +236,15 @@ def _run(args) -> int:
     if not out.parent.exists() or not out.parent.is_dir():
         return _fail(f"cannot write {args.out!r}: folder {str(out.parent)!r} does not exist")
     spec.sampler(args.sampler)  # an unknown sampler, or a model without one, fails before loading
+    if args.scale is not None and args.label is None:
+        return _fail("--scale needs --label (the digit to guide towards)")
+    if args.label is not None and spec.guided_by is None:
+        return _fail(f"{spec.name} has no classifier-guided sampling; --label works with "
+                     f"{', '.join(n for n, s in sorted(models.REGISTRY.items()) if s.guided_by)}")
     model, _ = models.load(spec.name, args.device)
     x = models.sample(spec.name, model, args.n, args.steps, args.seed, args.device, sampler=args.sampler,
-                      progress=not args.no_progress and sys.stderr.isatty())  # a bar in a terminal, not in logs
+                      progress=not args.no_progress and sys.stderr.isatty(),  # a bar in a terminal, not in logs
+                      label=args.label, scale=args.scale)
     try:
         np.save(out, x)
     except OSError as err:

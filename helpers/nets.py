@@ -1,5 +1,5 @@
-"""Networks of the course: time-conditioned MLPs, the U-Net, the MNIST classifier, and the latent EBM's
-prior and generators.
+"""Networks of the course: time-conditioned MLPs, the U-Net, the MNIST classifiers (clean, and noise-aware
+for guidance), and the latent EBM's prior and generators.
 
 The score networks take x of shape (B, ...) and a time or noise-level code t of shape (B,) in [0, 1] and
 return a tensor shaped like x: what the output means (noise, score) is the loss's business, not the
@@ -240,6 +240,49 @@ class MNISTClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
+
+
+class NoisyClassifier(nn.Module):
+    """p_t(y | x_t): a classifier of noised digits, told the time t. Chapter 8 (classifier guidance).
+
+    x: (B, 1, 28, 28) noised images x_t = alpha(t) x_0 + sigma(t) z in the generators' range (x_0 in
+    [-1, 1]); t: (B,) times in [0, 1] -> logits (B, classes). It is the U-Net's encoder: an input conv,
+    one time-conditioned ResBlock per level (`channels`, at 28, 14 and 7 pixels, strided convs between),
+    GroupNorm, SiLU, global average pooling and a linear head; the time embedding is the U-Net's.
+    Its input gradient grad_x log p_t(y | x_t) is what guidance adds to the score (`scores.guided_score`).
+    """
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 64), time_dim: int = 64, classes: int = 10,
+                 time_scale: float = 1000.0):
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if len(channels) < 1 or min(channels) < 1:
+            raise ValueError(f"channels must be a non-empty tuple of positive integers, got {channels}")
+        self.embed = nn.Sequential(SinusoidalEmbedding(time_dim, time_scale), nn.Linear(time_dim, time_dim),
+                                   nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.inp = nn.Conv2d(1, channels[0], 3, padding=1)
+        self.blocks, self.downsample = nn.ModuleList(), nn.ModuleList()
+        c = channels[0]
+        for level, c_level in enumerate(channels):
+            self.blocks.append(ResBlock(c, c_level, time_dim))
+            c = c_level
+            if level < len(channels) - 1:
+                self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.head = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(c, classes))
+        self.classes = classes
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1:] != (1, 28, 28) or t.shape != (x.shape[0],):
+            raise ValueError(f"NoisyClassifier expects x (B, 1, 28, 28) and t (B,), got {tuple(x.shape)} "
+                             f"and {tuple(t.shape)}")
+        e = self.embed(t)
+        h = self.inp(x)
+        for level, block in enumerate(self.blocks):
+            h = block(h, e)
+            if level < len(self.downsample):
+                h = self.downsample[level](h)
+        return self.head(h)
 
 
 # ------------------------------------------------------------------ latent-space EBM prior model (ch. 4)

@@ -3,6 +3,7 @@
     eps_score     VP-SDE noise predictor:   s(x, t) = -eps_theta(x, t) / sigma(t)            chapters 5, 7
     ddpm_score    DDPM noise predictor:     s(x, t) = -eps_theta(x, i / T) / sqrt(1 - alpha_bar_i)    ch. 6
     ncsn_score    NCSN network at level j:  s(x, sigma_j) = net(x, j / (L - 1)) / sigma_j               ch. 2
+    guided_score  classifier guidance:      s(x, t) + gamma grad_x log p_t(y | x)                       ch. 8
 
 All three rest on one fact (Vincent 2011): for x_t = a x_0 + s z, z ~ N(0, I), the conditional score is
 grad log q(x_t | x_0) = -z / s, and the minimiser of the noise-matching loss E|eps_theta(x_t) - z|^2 is
@@ -12,6 +13,7 @@ A score function takes x (B, ...) and t (B,) and returns (B, ...); the samplers 
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -71,3 +73,50 @@ def ncsn_score(model: nn.Module, x: Tensor, level: Tensor, sigmas: Tensor) -> Te
 def ncsn_level_score(model: nn.Module, sigmas: Tensor) -> LevelScoreFn:
     """`ncsn_score` as a function of (x (B, ...), level j) -> (B, ...), what annealed Langevin asks. Chapter 2."""
     return lambda x, j: ncsn_score(model, x, torch.full((len(x),), j), sigmas)
+
+
+def check_guidance(label, scale, classes: int | None = None) -> tuple[Tensor, float]:
+    """(label as a long tensor, scale as a float) when label is a class index (or (B,) indices) in
+    [0, classes) and scale a finite number >= 0; ValueError naming the argument otherwise."""
+    scale = float(scale)
+    if not math.isfinite(scale) or scale < 0:
+        raise ValueError(f"scale must be a finite number >= 0, got {scale}")
+    label = torch.as_tensor(label)
+    if label.is_floating_point() or label.dtype == torch.bool or label.ndim > 1:
+        raise ValueError(f"label must be an integer class index (or (B,) indices), got {label.tolist()}")
+    if bool((label < 0).any()) or (classes is not None and bool((label >= classes).any())):
+        top = f" and below {classes}" if classes is not None else ""
+        raise ValueError(f"label must be >= 0{top}, got {label.tolist()}")
+    return label.long(), scale
+
+
+def guided_score(score: ScoreFn, classifier: Callable[[Tensor, Tensor], Tensor], label: int | Tensor,
+                 scale: float) -> ScoreFn:
+    """Classifier guidance: s_gamma(x, t) = s(x, t) + gamma grad_x log p_t(y | x). Chapter 8.
+
+    By Bayes' rule grad log p_t(x | y) = grad log p_t(x) + grad log p_t(y | x) (Song et al. 2021, eq. 14 and
+    appendix I); gamma scales the second term, which samples the tilted law p_t(x) p_t(y | x)^gamma
+    (Dhariwal and Nichol 2021, section 4). classifier(x (B, ...), t (B,)) -> logits (B, classes) must be
+    trained on noised x_t (a clean classifier's gradient at large t points anywhere: chapter 8).
+    label: a class index, or (B,) indices; scale: gamma >= 0 (0 gives `score` itself).
+    The gradient is taken with autograd even inside the samplers' torch.no_grad. Returns a ScoreFn that
+    plugs unchanged into every sampler of chapter 7.
+    """
+    label, scale = check_guidance(label, scale)
+    if scale == 0:
+        return score
+
+    def guided(x: Tensor, t: Tensor) -> Tensor:
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            logits = classifier(xg, t)
+            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 or fp16 -> fp32
+            if bool((label >= logits.shape[1]).any()):
+                raise ValueError(f"label must be below the classifier's {logits.shape[1]} classes, got {label.tolist()}")
+            y = label.to(x.device).expand(len(x))
+            log_p = torch.log_softmax(logits, dim=1).gather(1, y[:, None]).sum()
+            grad = torch.autograd.grad(log_p, xg)[0]
+        return score(x, t) + scale * grad
+
+    return guided
+

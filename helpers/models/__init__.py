@@ -7,7 +7,8 @@
     mnist_common.py      MNIST images, the generators' U-Net and budget, digit evaluation (chapters 6-8)
     mnist_classifier.py  mnist-eval, the evaluation classifier
     mnist_ddpm.py        mnist-ddpm (chapter 6)
-    mnist_vpsde.py       mnist-vpsde (chapter 7)
+    mnist_vpsde.py       mnist-vpsde (chapter 7), and its classifier-guided sampling (chapter 8)
+    mnist_noisy_classifier.py  mnist-noisy-classifier, p_t(y | x_t) for guidance (chapter 8)
     ebm.py               ebm-2d, its Gaussian-prior ablation ebm-2d-gauss and ebm-mnist: the latent-space EBM
                          prior model (chapter 4), and the chapter's in-memory 2D experiments
 A new model family is one new file that calls `register`, and one import line below.
@@ -23,6 +24,7 @@ from .mnist_common import train_images as mnist_train_images
 from .mnist_classifier import augment_digits
 from .mnist_ddpm import DDPM_PROCESS
 from .mnist_vpsde import vpsde_process
+from .mnist_noisy_classifier import noise_digits, noisy_accuracy
 from .ebm import build_latent_ebm
 
 MNIST_DDPM_SAMPLERS = tuple(get("mnist-ddpm").samplers)
@@ -31,5 +33,5 @@ MNIST_VPSDE_SAMPLERS = tuple(get("mnist-vpsde").samplers)
 __all__ = ["DDPM_PROCESS", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS", "MOONS_NOISE", "REGISTRY", "ModelSpec",
            "augment_digits", "build_latent_ebm", "compatible", "ddpm_schedule", "draw_samples", "expected_training_minutes", "get",
            "load", "load_or_train", "load_required", "mnist_train_images", "moons_quality", "moons_reference",
-           "ncsn_sigmas", "register", "sample", "sde1d_process", "sde1d_quality", "sde1d_score",
+           "ncsn_sigmas", "noise_digits", "noisy_accuracy", "register", "sample", "sde1d_process", "sde1d_quality", "sde1d_score",
            "sde1d_score_error", "time_steps", "train_model", "vpsde_process"]

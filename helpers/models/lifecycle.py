@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import accel, checkpoints, config, distributed, nets
+from .. import accel, checkpoints, config, distributed, nets, scores
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..training import to_device, train
 from .registry import ModelSpec, compatible, get
@@ -215,15 +215,19 @@ def load_or_train(name: str, mode: str | None = None, device: str | torch.device
 
 def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: int | None,
                  generator: torch.Generator, device: torch.device, sampler: str | None = None,
-                 chunk: int | None = None, progress: bool = False) -> np.ndarray:
+                 chunk: int | None = None, progress: bool = False, guidance: tuple | None = None) -> np.ndarray:
     """n samples of `model` with its named `sampler`, as float32 numpy in the data's own coordinates.
 
     Sampled `chunk` at a time (default: spec.sample_chunk on a CPU, where larger batches run slower per
     image, 1000 on a GPU; all n at once when the spec sets none). The chunks share `generator`, so the
     result depends on the chunk size but not on timing. progress: one bar (stderr) over all steps.
     On a GPU (`config.fast_path`) the model is put in channels_last with TF32 matmuls (`accel.prepare`).
+    guidance: (classifier, label, scale) for a model with `guided_by` (chapter 8); ConfigError otherwise.
     """
     fn = spec.sampler(sampler)
+    if guidance is not None and spec.guided_by is None:
+        raise ConfigError(f"{spec.name} has no classifier-guided sampling")
+    extra = {"guidance": guidance} if guidance is not None else {}
     accel.prepare(model, config.fast_path(device))  # channels_last and TF32 on a GPU; sampling stays fp32
     if chunk is None and spec.sample_chunk is not None:
         chunk = spec.sample_chunk if device.type == "cpu" else 1000
@@ -236,7 +240,7 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
     try:
         for size in sizes:
             x, _ = fn(model, cfg, (size,) + tuple(spec.sample_shape), steps, generator, device,
-                      progress=bar if bar is not None else False)
+                      progress=bar if bar is not None else False, **extra)
             out.append(x.detach().cpu())
     finally:
         if bar is not None:
@@ -246,11 +250,15 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
 
 def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: int = 0,
            device: str | torch.device | None = None, cfg: dict | None = None, sampler: str | None = None,
-           chunk: int | None = None, progress: bool = False) -> np.ndarray:
+           chunk: int | None = None, progress: bool = False, label: int | None = None,
+           scale: float | None = None, classifier: nn.Module | None = None) -> np.ndarray:
     """n samples of `model` (a `name` model) as float32 numpy in the data's own coordinates.
 
     steps: the sampler's steps (None: the model's default); seed: of the one generator the run draws from;
     sampler: one of `get(name).samplers` (None: the first). See `draw_samples`.
+    label: sample class `label` with classifier guidance (a model with `guided_by`, chapter 8) at `scale`
+    (None: the config's sample.guidance_scale), guided by `classifier` (None: the `guided_by` checkpoint).
+    A scale without a label, a bad label or scale, or a model without guidance raises ConfigError.
     """
     spec = get(name)
     if not isinstance(n, int) or n < 1:
@@ -258,8 +266,23 @@ def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: 
     if steps is not None and (not isinstance(steps, int) or steps < 1):
         raise ConfigError(f"steps must be a positive integer, got {steps!r}")
     dev = _device(device)
-    return draw_samples(spec, model.to(dev), cfg or spec.config, n, steps, config.generator(seed), dev,
-                        sampler, chunk, progress)
+    cfg = cfg or spec.config
+    guidance = None
+    if label is not None or scale is not None:
+        if spec.guided_by is None:
+            raise ConfigError(f"{name} has no classifier-guided sampling (--label, --scale)")
+        if label is None:
+            raise ConfigError("a guidance scale needs a label to guide towards (--label)")
+        scale = cfg.get("sample", {}).get("guidance_scale") if scale is None else scale
+        if classifier is None:
+            classifier = load(spec.guided_by, dev)[0]
+        try:
+            label_t, scale = scores.check_guidance(label, scale, classes=getattr(classifier, "classes", None))
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        guidance = (classifier.to(dev).eval(), label_t, scale)
+    return draw_samples(spec, model.to(dev), cfg, n, steps, config.generator(seed), dev, sampler, chunk,
+                        progress, guidance)
 
 
 def time_steps(name: str, steps: int = 5, n_sample: int = 64, sample_steps: int = 2,

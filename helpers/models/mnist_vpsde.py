@@ -5,6 +5,8 @@ Chapter 7.
 Four named samplers, each from x_1 ~ N(0, I): "em" (reverse SDE to t = eps), "ancestral" (to t = 0),
 "ode" (probability-flow ODE, Heun: 2 network calls a step) and "pc" (reverse-SDE predictor and one
 Langevin corrector step with the config's snr; 2 network calls a step).
+Each also samples p_t(x | y) with classifier guidance (`guidance=(classifier, label, scale)`, chapter 8):
+`mnist-noisy-classifier` guides it, at the config's `guidance_scale` unless a scale is given.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from .mnist_ddpm import DDPM_PROCESS
 from .registry import ModelSpec, register
 
 
+GUIDANCE_SCALE = 4.0  # gamma of `sample --label` without --scale (chapter 8 measures the choice)
+
+
 def vpsde_process(cfg: dict) -> tuple[vpsde.VPSDE, float]:
     """(VP-SDE, end time eps) of an mnist-vpsde config: beta(t) from the DDPM's (T, beta_1, beta_T)."""
     p = cfg["process"]
@@ -32,34 +37,39 @@ def _loss(cfg: dict):
     return lambda model, x0, g: losses.vpsde_loss(model, x0, sde_, g, eps)
 
 
-def _start(model, cfg, shape, steps, generator, device, method):
-    """(score, sde, end time eps, x_1 ~ N(0, I), steps or the config's default for `method`, sample config)."""
+def _start(model, cfg, shape, steps, generator, device, method, guidance=None):
+    """(score, sde, end time eps, x_1 ~ N(0, I), steps or the config's default for `method`, sample config).
+
+    guidance: (classifier, label, scale) turns the score into `scores.guided_score` (chapter 8)."""
     sde_, eps = vpsde_process(cfg)
     s = cfg.get("sample", {})
-    return scores.eps_score(model, sde_), sde_, eps, prior_images(shape, generator, device), steps or s["steps"][method], s
+    score = scores.eps_score(model, sde_)
+    if guidance is not None:
+        score = scores.guided_score(score, *guidance)
+    return score, sde_, eps, prior_images(shape, generator, device), steps or s["steps"][method], s
 
 
-def _em(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+def _em(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
     """Reverse SDE by `samplers.euler_maruyama` from t = 1 to eps (noise on the last step too)."""
-    score, sde_, eps, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "em")
+    score, sde_, eps, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "em", guidance)
     return samplers.euler_maruyama(score, sde_, x1, steps, generator, 1.0, eps, keep_every, progress)
 
 
-def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
     """`samplers.vpsde_ancestral` from t = 1 to 0 (the mean on the last step)."""
-    score, sde_, _, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "ancestral")
+    score, sde_, _, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "ancestral", guidance)
     return samplers.vpsde_ancestral(score, sde_, x1, steps, generator, keep_every, progress)
 
 
-def _ode(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+def _ode(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
     """Probability-flow ODE by Heun (`samplers.ode_solve`), from t = 1 to eps: deterministic given x_1."""
-    score, sde_, eps, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "ode")
+    score, sde_, eps, x1, steps, _ = _start(model, cfg, shape, steps, generator, device, "ode", guidance)
     return samplers.ode_solve(score, sde_, x1, steps, generator, "heun", 1.0, eps, keep_every, progress)
 
 
-def _pc(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+def _pc(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
     """`samplers.pc_sample` with the config's snr and corrector steps, from t = 1 to eps."""
-    score, sde_, eps, x1, steps, s = _start(model, cfg, shape, steps, generator, device, "pc")
+    score, sde_, eps, x1, steps, s = _start(model, cfg, shape, steps, generator, device, "pc", guidance)
     return samplers.pc_sample(score, sde_, x1, steps, generator, s.get("snr", 0.16), s.get("corrector_steps", 1),
                               eps, keep_every, progress)
 
@@ -68,11 +78,11 @@ register(ModelSpec(
     name="mnist-vpsde", chapter=7, summary="VP-SDE noise predictor (small U-Net) on MNIST in [-1, 1]",
     config={"arch": dict(UNET_ARCH), "process": {**DDPM_PROCESS, "eps": vpsde.EPS},
             "sample": {"steps": {"em": 1000, "ancestral": 1000, "ode": 250, "pc": 500}, "snr": 0.16,
-                       "corrector_steps": 1},
+                       "corrector_steps": 1, "guidance_scale": GUIDANCE_SCALE},
             "train": copy.deepcopy(GENERATOR_TRAIN)},
     fast=dict(GENERATOR_FAST), build=build_unet, batches=image_batches, loss=_loss,
     evaluate=image_evaluator("mnist-vpsde", sampler="em"),
     samplers={"em": _em, "ancestral": _ancestral, "ode": _ode, "pc": _pc},
     sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
-    store_dtype=torch.float16,
+    guided_by="mnist-noisy-classifier", store_dtype=torch.float16,
 ))

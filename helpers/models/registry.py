@@ -22,7 +22,8 @@ from .. import config
 from ..errors import ConfigError
 
 # A named sampler of a model: (model, cfg, shape, steps or None, generator, device, keep_every=0,
-# progress=False) -> (x (shape) in model coordinates on `device`, samplers.Trajectory).
+# progress=False) -> (x (shape) in model coordinates on `device`, samplers.Trajectory); the samplers of a
+# model with `guided_by` also take guidance=(classifier, label, scale) (chapter 8).
 ModelSampler = Callable[..., tuple]
 
 
@@ -45,6 +46,9 @@ class ModelSpec:
         EBM's energies for chapter 4's training curves;
     requires: other models this one needs (e.g. its evaluation classifier), loaded explicitly by
         `lifecycle.load_required`;
+    guided_by: the classifier whose input gradient guides this model's samplers (they then take
+        `guidance=(classifier, label, scale)`), loaded by `lifecycle.sample` when a label is asked for;
+        guided sampling needs both checkpoints (chapter 8);
     store_dtype: the dtype of floating tensors in the checkpoint file (None: as trained).
     """
 
@@ -64,6 +68,7 @@ class ModelSpec:
     param_groups: Callable[[nn.Module, dict], list] | None = None
     record: Callable[[nn.Module], dict] | None = None
     requires: tuple[str, ...] = ()
+    guided_by: str | None = None
     store_dtype: torch.dtype | None = None
 
     @property
