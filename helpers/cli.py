@@ -6,7 +6,7 @@
                                    [--label Y [--scale G]]   (classifier guidance, mnist-vpsde: chapter 8)
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
-    python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model NAME]
+    python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model unet|mlp|both]
     torchrun --nproc-per-node N -m helpers train MODEL       (data-parallel: helpers/distributed.py)
 
 Course errors (`errors.CourseError`: unknown model or sampler, missing or altered checkpoint, missing data,
@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=_positive_int, default=5, help="timed calls per measurement (median of 3)")
     b.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="include torch.compile (default: on CUDA only; it takes minutes on a CPU)")
-    b.add_argument("--model", choices=["mnist U-Net", "2D MLP", "both"], default="both")
+    b.add_argument("--model", choices=["unet", "mlp", "both"], default="both",
+                   help="the MNIST U-Net, the 2D MLP, or both (default)")
     return p
 
 
@@ -113,7 +114,7 @@ def _bench(args) -> int:
     from . import bench, config
 
     device = config.device(args.device)
-    which = tuple(bench.MODELS) if args.model == "both" else (args.model,)
+    which = {"unet": ("mnist U-Net",), "mlp": ("2D MLP",)}.get(args.model, tuple(bench.MODELS))
     rows = bench.run(device, args.steps, args.compile, which)
     print(f"bench on {bench.describe(device)}; fast path by default here: {config.fast_path(device)}")
     print(bench.table(rows, device))
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from . import config, models
+    from . import models
 
     if args.command == "list":
         return _list()

@@ -11,7 +11,10 @@ config's batch is the global batch: n processes each see batch / n examples a st
              --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m helpers train mnist-vpsde   # two nodes
 
 NCCL on GPUs, gloo on CPUs. Rank 0 alone writes checkpoints, resume files and the manifest, and shows
-the progress bar; resume files must sit on storage every node sees. Used by `helpers.training` and the CLI.
+the progress bar; resume files must sit on storage every node sees. A non-finite loss stops every rank
+at the same step (the check reads the loss averaged over the ranks), but an error inside one rank's loss
+(e.g. the latent EBM's divergence guard) leaves the others waiting in the next collective: stop the run
+(Ctrl-C) and read that rank's message. Used by `helpers.training` and the CLI.
 """
 
 from __future__ import annotations

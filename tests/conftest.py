@@ -40,3 +40,21 @@ def mnist():
     if missing:
         pytest.skip(f"MNIST is not under {raw} (missing {', '.join(missing)}); set COURSE_DATA_ROOT")
     return raw
+
+
+# The time of each notebook (the sum of its cells' setup, call and teardown), printed after the run: the
+# five slowest notebooks, which set the floor of a parallel run (CI prints them).
+_NOTEBOOK_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _NOTEBOOK_SECONDS[path] = _NOTEBOOK_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _NOTEBOOK_SECONDS and not os.environ.get("PYTEST_XDIST_WORKER"):
+        terminalreporter.write_sep("=", "slowest 5 notebooks (all cells)")
+        for path, seconds in sorted(_NOTEBOOK_SECONDS.items(), key=lambda kv: -kv[1])[:5]:
+            terminalreporter.write_line(f"{seconds:8.1f}s  {path}")

@@ -106,7 +106,10 @@ def test_training_is_seeded_and_checks_its_arguments():
         training.train(_tiny(), None, None, steps=0, lr=1e-3, generator=config.generator(0))
 
 
-def test_load_or_train_trains_when_missing_then_loads(tmp_checkpoints, capsys):
+def test_load_or_train_trains_when_missing_then_loads(tmp_checkpoints, capsys, monkeypatch):
+    spec = models.get("moons-ddpm")  # a 20-step budget without metrics: the test is about the lifecycle
+    monkeypatch.setitem(models.REGISTRY, "moons-ddpm",
+                        dataclasses.replace(spec, fast={"steps": 20}, evaluate=lambda *args: {}))
     model, entry = models.load_or_train("moons-ddpm", mode="fast", progress=False)
     assert entry["mode"] == "fast" and (tmp_checkpoints / "moons-ddpm.pt").exists()
     assert "training it now" in capsys.readouterr().out

@@ -3,6 +3,7 @@ model, the noise-aware classifier's network, and the guided command line's refus
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,3 +128,13 @@ def test_guided_sampling_refuses_bad_arguments_with_one_line(capsys, tmp_path, a
 def test_a_model_without_guidance_refuses_a_label(capsys, tmp_path):
     code, err = _cli(capsys, "sample", "moons-ddpm", "--n", "2", "--out", str(tmp_path / "x.npy"), "--label", "1")
     assert code == 2 and "moons-ddpm has no classifier-guided sampling" in err and "mnist-vpsde" in err
+
+
+def test_guided_sampling_from_the_command_line_writes_digits(capsys, tmp_path):
+    out = tmp_path / "fives.npy"
+    code, err = _cli(capsys, "sample", "mnist-vpsde", "--label", "5", "--n", "3", "--steps", "5",
+                     "--sampler", "ancestral", "--out", str(out), "--no-progress")
+    assert code == 0, err
+    x = np.load(out)
+    assert x.shape == (3, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+

@@ -143,3 +143,21 @@ def test_shipped_generators_draw_digits(capsys, tmp_path, name, sampler, steps):
     # an untrained model's noise scores an FD of several hundred against a floor near 19 at n = 64
     assert q["fd"] < 3 * q["fd_floor"], q
     assert sum(h > 0 for h in q["class_histogram"]) >= 8, q["class_histogram"]
+
+
+@pytest.mark.usefixtures("mnist")
+def test_class_quality_scores_real_digits_of_the_class_near_its_floor_and_another_class_far_above():
+    from helpers import data
+
+    images, labels = data.mnist_tensors_cached(train=True)
+    fives = images[:50_000][labels[:50_000] == 5][:200]  # training digits: neither reference set holds them
+    threes = images[:50_000][labels[:50_000] == 3][:200]
+    clf = metrics.evaluation_classifier()
+    q5, q3 = metrics.mnist_class_quality(fives, 5, clf), metrics.mnist_class_quality(threes, 5, clf)
+    assert q5["n"] == 200 and q5["fd_floor"] == q3["fd_floor"]  # the same real 5s as reference
+    assert q5["accuracy"] > 0.97 and q3["accuracy"] < 0.03
+    assert q5["fd"] < 2 * q5["fd_floor"] < q3["fd"]
+    with pytest.raises(ValueError, match="more than the"):
+        metrics.mnist_class_quality(torch.zeros(2000, 28, 28), 5, clf)
+    with pytest.raises(ValueError, match="label must be a digit"):
+        metrics.mnist_class_quality(fives, 10, clf)

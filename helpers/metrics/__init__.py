@@ -14,10 +14,10 @@ from .checks import verdict, with_floor
 from .distances import (energy_distance, frechet_distance, ks_statistic, median_bandwidth, mmd2_unbiased,
                         wasserstein_1d, wasserstein_1d_cdf)
 from .mcmc import autocorrelation, effective_sample_size
-from .mnist_eval import (MNIST_HELD_OUT, evaluation_classifier, mnist_fd_floor, mnist_quality,
-                         mnist_test_accuracy)
+from .mnist_eval import (MNIST_HELD_OUT, evaluation_classifier, mnist_class_quality, mnist_fd_floor,
+                         mnist_quality, mnist_test_accuracy)
 
 __all__ = ["MNIST_HELD_OUT", "autocorrelation", "effective_sample_size", "energy_distance",
-           "evaluation_classifier", "frechet_distance", "ks_statistic", "median_bandwidth", "mmd2_unbiased",
+           "evaluation_classifier", "mnist_class_quality", "frechet_distance", "ks_statistic", "median_bandwidth", "mmd2_unbiased",
            "mnist_fd_floor", "mnist_quality", "mnist_test_accuracy", "verdict", "wasserstein_1d",
            "wasserstein_1d_cdf", "with_floor"]

@@ -37,12 +37,13 @@ def _classifier_outputs(classifier, images01: Tensor, batch: int = 200) -> tuple
     return torch.cat(feats), torch.cat(preds)
 
 
-def _reference_outputs(classifier, split: str, n: int, seed: int) -> tuple[Tensor, Tensor]:
+def _reference_outputs(classifier, split: str, n: int, seed: int, label: int | None = None) -> tuple[Tensor, Tensor]:
     """Classifier outputs on the real reference images, cached per classifier instance.
 
     split "test": n MNIST test images, the first n of torch.randperm(10000) seeded `seed`;
     split "held_out": n of the held-out training images MNIST_HELD_OUT, the first n of their
-    torch.randperm seeded `seed + 1`. The classifier must not change after its first use here.
+    torch.randperm seeded `seed + 1`. label: only the images of that digit (chapter 8), the first n of a
+    randperm of their indices, seeded alike. The classifier must not change after its first use here.
     """
     global _FEATURE_CACHE
     import weakref
@@ -50,15 +51,14 @@ def _reference_outputs(classifier, split: str, n: int, seed: int) -> tuple[Tenso
     if _FEATURE_CACHE is None:
         _FEATURE_CACHE = weakref.WeakKeyDictionary()
     cache = _FEATURE_CACHE.setdefault(classifier, {})
-    key = (split, int(seed), int(n))
+    key = (split, int(seed), int(n), label)
     if key not in cache:
-        if split == "test":
-            images = data.mnist_tensors_cached(train=False)[0]
-            idx = torch.randperm(len(images), generator=config.generator(seed))[:n]
-        else:
-            lo, hi = MNIST_HELD_OUT
-            images = data.mnist_tensors_cached(train=True)[0]
-            idx = lo + torch.randperm(hi - lo, generator=config.generator(seed + 1))[:n]
+        lo, hi = (0, 10_000) if split == "test" else MNIST_HELD_OUT
+        images, labels = data.mnist_tensors_cached(train=split != "test")
+        pool = torch.arange(lo, hi) if label is None else lo + torch.nonzero(labels[lo:hi] == label)[:, 0]
+        if n > len(pool):
+            raise ValueError(f"n = {n} is more than the {len(pool)} real images of digit {label} in the {split} set")
+        idx = pool[torch.randperm(len(pool), generator=config.generator(seed + (split != "test")))[:n]]
         cache[key] = _classifier_outputs(classifier, images[idx])
     return cache[key]
 
@@ -124,6 +124,33 @@ def mnist_quality(images01, classifier=None, n_reference_seed: int = 0) -> dict:
             "class_histogram": torch.bincount(preds, minlength=10).tolist(),
             "class_tv": _class_tv(preds, label_freq), "class_tv_floor": _class_tv(held_preds, label_freq),
             "n": n}
+
+
+def mnist_class_quality(images01, label: int, classifier=None, n_reference_seed: int = 0) -> dict:
+    """Quality of n generated digits meant to be `label`, beside what n real digits of it score. Chapter 8.
+
+    images01: (n, 28, 28) or (n, 1, 28, 28) pixels in [0, 1]; classifier: a `nets.MNISTClassifier` (None:
+    the shipped `mnist-eval`). Returns a dict:
+      accuracy   the share of the samples the classifier calls `label`;
+      fd         FD between the samples' features and those of n test digits of that class;
+      fd_floor   FD between n held-out real training digits of that class and the same test digits;
+      n          the number of samples (at most the class's count in both real sets, about 900).
+    """
+    x = torch.as_tensor(np.asarray(images01) if not isinstance(images01, Tensor) else images01).float()
+    x = x.unsqueeze(1) if x.ndim == 3 else x
+    if x.ndim != 4 or x.shape[1:] != (1, 28, 28) or len(x) < 2:
+        raise ValueError(f"images01 must have shape (n, 28, 28) or (n, 1, 28, 28) with n >= 2, got {tuple(x.shape)}")
+    if not isinstance(label, int) or not 0 <= label <= 9:
+        raise ValueError(f"label must be a digit 0-9, got {label!r}")
+    if float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3:
+        raise ValueError("images01 must hold pixels in [0, 1]")
+    classifier = evaluation_classifier() if classifier is None else classifier
+    n = len(x)
+    feats, preds = _classifier_outputs(classifier, x.clamp(0.0, 1.0))
+    test_feats, _ = _reference_outputs(classifier, "test", n, n_reference_seed, label)
+    held_feats, _ = _reference_outputs(classifier, "held_out", n, n_reference_seed, label)
+    return {"accuracy": float((preds == label).double().mean()), "fd": frechet_distance(feats, test_feats),
+            "fd_floor": frechet_distance(held_feats, test_feats), "n": n}
 
 
 def evaluation_classifier(device: str | torch.device | None = None):

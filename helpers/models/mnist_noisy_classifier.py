@@ -3,8 +3,10 @@ gradient guides `mnist-vpsde` (chapter 8, `scores.guided_score`).
 
 It trains on the same 50,000 training images as `mnist-eval` (the last 10,000 stay held out for the
 Frechet floor) but is another network (`nets.NoisyClassifier`, time-conditioned), another seed (1), and
-sees x_t = alpha(t) x_0 + sigma(t) z at t ~ U(eps, 1) instead of clean, augmented digits, so the samples it
-guides are judged by a classifier it never was.
+sees x_t = alpha(t) x_0 + sigma(t) z at t ~ U(eps, 1) of digits augmented as mnist-eval's are (rotations
+up to 10 degrees, shifts up to 2 pixels), so the samples it guides are judged by a classifier it never was.
+Full budget: 4,000 steps of batch 128 (10 passes): 1457 s on the course's two CPU cores (torch threads 2),
+clean test accuracy 0.9916 (`python -m helpers list` shows the manifest's accuracies at t = 0.25, 0.5, 0.75).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from .. import data, metrics, nets
+from .mnist_classifier import augment_digits
 from .mnist_common import train_images
 from .mnist_vpsde import vpsde_process
 from .registry import ModelSpec, get, register
@@ -28,11 +31,13 @@ def noise_digits(x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator) 
 
 def _batches(cfg: dict):
     images, labels = train_images(cfg)
-    batch = cfg["train"]["batch"]
+    tc = cfg["train"]
+    batch = tc["batch"]
 
     def draw(g):
         idx = torch.randint(0, len(images), (batch,), generator=g)
-        return data.to_model_range(images[idx]), labels[idx]
+        x01 = augment_digits(images[idx], tc["degrees"], tc["shift"], g) if tc.get("degrees") else images[idx]
+        return data.to_model_range(x01), labels[idx]
 
     return draw
 
@@ -77,8 +82,8 @@ register(ModelSpec(
     name="mnist-noisy-classifier", chapter=8, summary="noise-aware MNIST classifier p_t(y | x_t) for guidance",
     config={"arch": {"channels": [32, 64, 64], "time_dim": 64},
             "process": {"train_images": metrics.MNIST_HELD_OUT[0]},
-            "train": {"steps": 2000, "batch": 128, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 100,
-                      "grad_clip": 1.0, "ema_decay": 0.995, "seed": 1}},
+            "train": {"steps": 4000, "batch": 128, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 100,
+                      "grad_clip": 1.0, "ema_decay": 0.995, "seed": 1, "degrees": 10.0, "shift": 2.0}},
     fast={"steps": 40, "batch": 64, "ema_decay": 0.9},
     build=lambda cfg: nets.NoisyClassifier(**cfg["arch"]), batches=_batches, loss=_loss, evaluate=_evaluate,
 ))
