@@ -21,6 +21,7 @@ compiler) is listed as skipped, with the reason. The book's appendix holds the m
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import statistics
 import time
@@ -116,6 +117,23 @@ def _try_compile(module: nn.Module, compile_: bool):
         return None, f"skipped: torch.compile failed ({_why(err)})"
 
 
+def _compile_row(rows: list[Row], skipped: Row, module: nn.Module, compile_: bool,
+                 warm: Callable[[nn.Module], object], time_it: Callable[[nn.Module, str], object]) -> None:
+    """The torch.compile row of a group: `warm(compiled)` compiles (timed), then `time_it(compiled, note)`
+    measures and appends the row; without a compiler, or when compiling fails, `skipped` is appended with
+    the reason in its note."""
+    compiled, why = _try_compile(module, compile_)
+    if compiled is None:
+        rows.append(dataclasses.replace(skipped, note=why))
+        return
+    t0 = time.perf_counter()
+    try:
+        warm(compiled)
+        time_it(compiled, f"compiled in {time.perf_counter() - t0:.0f} s")
+    except Exception as err:  # noqa: BLE001 -- e.g. no C++ compiler or no Triton: unavailable here
+        rows.append(dataclasses.replace(skipped, note=f"skipped: compiling failed ({_why(err)})"))
+
+
 def train_rows(label: str, name: str, device: torch.device, steps: int, compile_: bool) -> list[Row]:
     """Training throughput of `name`'s network on `device` along the paths of the module docstring."""
     spec, cfg, model = _build(name, device)
@@ -155,19 +173,9 @@ def train_rows(label: str, name: str, device: torch.device, steps: int, compile_
     measure("bf16" + (" + channels_last" if conv else ""), model, x_cl, True)
     layout(fast and conv)
     xin = x_cl if fast else x
-    compiled, why = _try_compile(model, compile_)
-    if compiled is None:
-        rows.append(Row(label, "train", "compile", None, unit, note=why))
-    else:
-        t0 = time.perf_counter()
-        try:
-            step_of(compiled, xin, fast)()
-            _synchronize(device)()
-            measure("compile" + (" + fast path" if fast else ""), compiled, xin, fast,
-                    note=f"compiled in {time.perf_counter() - t0:.0f} s")
-        except Exception as err:  # noqa: BLE001 -- e.g. no C++ compiler or no Triton: unavailable here
-            rows.append(Row(label, "train", "compile", None, unit,
-                            note=f"skipped: compiling failed ({_why(err)})"))
+    _compile_row(rows, Row(label, "train", "compile", None, unit), model, compile_,
+                 warm=lambda net: (step_of(net, xin, fast)(), _synchronize(device)()),
+                 time_it=lambda net, note: measure("compile" + (" + fast path" if fast else ""), net, xin, fast, note))
     big = accel.to_layout(_inputs(name, 4 * batch, device), fast and conv)
     measure(f"batch x4 ({4 * batch})" + (" + fast path" if fast else ""), model, big, fast)
     layout(False)
@@ -221,19 +229,12 @@ def sample_rows(label: str, name: str, device: torch.device, steps: int, compile
                 step()
             sec = median_seconds(graph.replay, device, steps)
         rows.append(Row(label, "sample", "cuda graph", chunk / sec, unit))
-    compiled, why = _try_compile(model, compile_)
-    if compiled is None:
-        rows.append(Row(label, "sample", "compile", None, unit, note=why))
-    else:
-        t0 = time.perf_counter()
-        try:
-            with torch.inference_mode():
-                compiled(_inputs(name, chunk, device), torch.full((chunk,), 0.5, device=device))
-            measure("compile", chunk, torch.inference_mode, conv, compiled,
-                    note=f"compiled in {time.perf_counter() - t0:.0f} s")
-        except Exception as err:  # noqa: BLE001
-            rows.append(Row(label, "sample", "compile", None, unit,
-                            note=f"skipped: compiling failed ({_why(err)})"))
+    def warm(net):
+        with torch.inference_mode():
+            net(_inputs(name, chunk, device), torch.full((chunk,), 0.5, device=device))
+
+    _compile_row(rows, Row(label, "sample", "compile", None, unit), model, compile_, warm,
+                 time_it=lambda net, note: measure("compile", chunk, torch.inference_mode, conv, net, note))
     model.to(memory_format=torch.contiguous_format)
     for r in rows:
         r.tflops = fwd_flops * r.rate / 1e12 if r.rate else None

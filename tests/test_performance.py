@@ -82,3 +82,19 @@ def test_bench_on_cpu_measures_every_available_path_and_says_why_others_are_skip
     assert {r.path for r in rows if r.rate is None} == {"compile", "cuda graph"}
     assert bench.peak_tflops(torch.device("cpu")) is None
     assert len(bench.table(rows, torch.device("cpu")).splitlines()) == len(rows) + 2
+
+
+def test_a_compile_that_fails_is_listed_as_skipped_with_its_reason():
+    rows, timed = [], []
+    skipped = bench.Row("2D MLP", "train", "compile", None, "points/s")
+
+    def broken(net):
+        raise RuntimeError("no C++ compiler found\nmore detail")
+
+    bench._compile_row(rows, skipped, nn.Linear(2, 2), True, broken, lambda net, note: timed.append(note))
+    assert not timed and rows[0].rate is None
+    assert rows[0].note == "skipped: compiling failed (RuntimeError: no C++ compiler found)"
+    bench._compile_row(rows, skipped, nn.Linear(2, 2), False, broken, lambda net, note: timed.append(note))
+    assert rows[1].note.startswith("skipped: pass --compile")
+    bench._compile_row(rows, skipped, nn.Linear(2, 2), True, lambda net: None, lambda net, note: timed.append(note))
+    assert len(rows) == 2 and timed == ["compiled in 0 s"]  # time_it appends the measured row itself
