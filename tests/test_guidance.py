@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cli, nets, scores
+from helpers import nets, scores
+from test_cli import _run  # (status, stdout, stderr) of `python -m helpers ARGV`
 
 # Two classes in 2D with priors PI, means MU and a shared isotropic variance S2:
 # p(x) = sum_k PI_k N(x; MU_k, S2 I), and the exact classifier p(y | x) = PI_y N(x; MU_y) / p(x).
@@ -104,15 +105,6 @@ def test_noisy_classifier_maps_noised_digits_and_times_to_logits():
         net(x, torch.rand(2))
 
 
-def _cli(capsys, *argv):
-    """(exit status, stderr) of `python -m helpers ARGV` (argument errors exit through SystemExit)."""
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("argv, message", [
     (["--scale", "2"], "--scale needs --label"),
     (["--label", "10"], "expected a digit 0-9"),
@@ -120,19 +112,19 @@ def _cli(capsys, *argv):
     (["--label", "3", "--scale", "nan"], "expected a finite number >= 0"),
 ])
 def test_guided_sampling_refuses_bad_arguments_with_one_line(capsys, tmp_path, argv, message):
-    code, err = _cli(capsys, "sample", "mnist-vpsde", "--n", "2", "--out", str(tmp_path / "x.npy"), *argv)
+    code, _, err = _run(capsys, "sample", "mnist-vpsde", "--n", "2", "--out", str(tmp_path / "x.npy"), *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.npy").exists()
 
 
 def test_a_model_without_guidance_refuses_a_label(capsys, tmp_path):
-    code, err = _cli(capsys, "sample", "moons-ddpm", "--n", "2", "--out", str(tmp_path / "x.npy"), "--label", "1")
+    code, _, err = _run(capsys, "sample", "moons-ddpm", "--n", "2", "--out", str(tmp_path / "x.npy"), "--label", "1")
     assert code == 2 and "moons-ddpm has no classifier-guided sampling" in err and "mnist-vpsde" in err
 
 
 def test_guided_sampling_from_the_command_line_writes_digits(capsys, tmp_path):
     out = tmp_path / "fives.npy"
-    code, err = _cli(capsys, "sample", "mnist-vpsde", "--label", "5", "--n", "3", "--steps", "5",
+    code, _, err = _run(capsys, "sample", "mnist-vpsde", "--label", "5", "--n", "3", "--steps", "5",
                      "--sampler", "ancestral", "--out", str(out), "--no-progress")
     assert code == 0, err
     x = np.load(out)
