@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import nets, scores
+from helpers import models, nets, scores
+from helpers.errors import ConfigError
 from test_cli import _run  # (status, stdout, stderr) of `python -m helpers ARGV`
 
 # Two classes in 2D with priors PI, means MU and a shared isotropic variance S2:
@@ -103,6 +104,22 @@ def test_noisy_classifier_maps_noised_digits_and_times_to_logits():
     assert not torch.allclose(net(x, t), net(x, 1 - t))  # the time is an input
     with pytest.raises(ValueError, match=r"x \(B, 1, 28, 28\) and t \(B,\)"):
         net(x, torch.rand(2))
+
+
+def test_one_label_per_sample_follows_the_samples_through_the_chunks():
+    torch.manual_seed(0)
+    unet = models.get("mnist-vpsde").build(models.get("mnist-vpsde").config)
+    clf = nets.NoisyClassifier(channels=(8, 16, 16), time_dim=16)
+    for p in clf.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    kw = dict(steps=2, seed=3, sampler="ancestral", scale=2.0, classifier=clf, chunk=2)
+    mixed = models.sample("mnist-vpsde", unet, 4, label=[3, 3, 7, 7], **kw)
+    threes = models.sample("mnist-vpsde", unet, 4, label=3, **kw)
+    sevens = models.sample("mnist-vpsde", unet, 4, label=7, **kw)
+    assert np.array_equal(mixed[:2], threes[:2]) and np.array_equal(mixed[2:], sevens[2:])
+    assert not np.allclose(threes, sevens)
+    with pytest.raises(ConfigError, match="n = 4 of them, got 3"):
+        models.sample("mnist-vpsde", unet, 4, label=[1, 2, 3], **kw)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -15,6 +15,7 @@ import copy
 import datetime
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,7 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
     result depends on the chunk size but not on timing. progress: one bar (stderr) over all steps.
     On a GPU (`config.fast_path`) the model is put in channels_last with TF32 matmuls (`accel.prepare`).
     guidance: (classifier, label, scale) for a model with `guided_by` (chapter 8); ConfigError otherwise.
+    label is a class index or (n,) indices, one per sample (each chunk gets its own slice).
     """
     fn = spec.sampler(sampler)
     if guidance is not None and spec.guided_by is None:
@@ -238,7 +240,9 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
         bar.batches = len(sizes)  # `samplers.kernels.step_range` sets the total from the first batch's steps
     out = []
     try:
-        for size in sizes:
+        for start, size in zip(range(0, n, max(sizes)), sizes):
+            if guidance is not None and torch.as_tensor(guidance[1]).ndim == 1:  # one label per sample
+                extra = {"guidance": (guidance[0], guidance[1][start:start + size], guidance[2])}
             x, _ = fn(model, cfg, (size,) + tuple(spec.sample_shape), steps, generator, device,
                       progress=bar if bar is not None else False, **extra)
             out.append(x.detach().cpu())
@@ -250,13 +254,14 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
 
 def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: int = 0,
            device: str | torch.device | None = None, cfg: dict | None = None, sampler: str | None = None,
-           chunk: int | None = None, progress: bool = False, label: int | None = None,
+           chunk: int | None = None, progress: bool = False, label: int | Sequence[int] | None = None,
            scale: float | None = None, classifier: nn.Module | None = None) -> np.ndarray:
     """n samples of `model` (a `name` model) as float32 numpy in the data's own coordinates.
 
     steps: the sampler's steps (None: the model's default); seed: of the one generator the run draws from;
     sampler: one of `get(name).samplers` (None: the first). See `draw_samples`.
-    label: sample class `label` with classifier guidance (a model with `guided_by`, chapter 8) at `scale`
+    label: sample class `label` (or one class per sample: n labels) with classifier guidance (a model with
+    `guided_by`, chapter 8) at `scale`
     (None: the config's sample.guidance_scale), guided by `classifier` (None: the `guided_by` checkpoint).
     A scale without a label, a bad label or scale, or a model without guidance raises ConfigError.
     """
@@ -280,6 +285,8 @@ def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: 
             label_t, scale = scores.check_guidance(label, scale, classes=getattr(classifier, "classes", None))
         except ValueError as err:
             raise ConfigError(str(err)) from err
+        if label_t.ndim == 1 and len(label_t) != n:
+            raise ConfigError(f"label must be one class index or n = {n} of them, got {len(label_t)}")
         guidance = (classifier.to(dev).eval(), label_t, scale)
     return draw_samples(spec, model.to(dev), cfg, n, steps, config.generator(seed), dev, sampler, chunk,
                         progress, guidance)
