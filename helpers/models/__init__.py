@@ -24,14 +24,15 @@ from .mnist_common import train_images as mnist_train_images
 from .mnist_classifier import augment_digits
 from .mnist_ddpm import DDPM_PROCESS
 from .mnist_vpsde import vpsde_process
-from .mnist_noisy_classifier import noise_digits, noisy_accuracy
+from .mnist_noisy_classifier import CleanClassifierOnNoisy, noise_digits, noisy_accuracy
 from .ebm import build_latent_ebm
 
 MNIST_DDPM_SAMPLERS = tuple(get("mnist-ddpm").samplers)
 MNIST_VPSDE_SAMPLERS = tuple(get("mnist-vpsde").samplers)
 
-__all__ = ["DDPM_PROCESS", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS", "MOONS_NOISE", "REGISTRY", "ModelSpec",
-           "augment_digits", "build_latent_ebm", "compatible", "ddpm_schedule", "draw_samples", "expected_training_minutes", "get",
-           "load", "load_or_train", "load_required", "mnist_train_images", "moons_quality", "moons_reference",
-           "ncsn_sigmas", "noise_digits", "noisy_accuracy", "register", "sample", "sde1d_process", "sde1d_quality", "sde1d_score",
-           "sde1d_score_error", "time_steps", "train_model", "vpsde_process"]
+__all__ = ["CleanClassifierOnNoisy", "DDPM_PROCESS", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS",
+           "MOONS_NOISE", "REGISTRY", "ModelSpec", "augment_digits", "build_latent_ebm", "compatible",
+           "ddpm_schedule", "draw_samples", "expected_training_minutes", "get", "load", "load_or_train",
+           "load_required", "mnist_train_images", "moons_quality", "moons_reference", "ncsn_sigmas",
+           "noise_digits", "noisy_accuracy", "register", "sample", "sde1d_process", "sde1d_quality",
+           "sde1d_score", "sde1d_score_error", "time_steps", "train_model", "vpsde_process"]
