@@ -261,8 +261,8 @@ def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: 
     steps: the sampler's steps (None: the model's default); seed: of the one generator the run draws from;
     sampler: one of `get(name).samplers` (None: the first). See `draw_samples`.
     label: sample class `label` (or one class per sample: n labels) with classifier guidance (a model with
-    `guided_by`, chapter 8) at `scale`
-    (None: the config's sample.guidance_scale), guided by `classifier` (None: the `guided_by` checkpoint).
+    `guided_by`, chapter 8) at `scale` (None: the config's sample.guidance_scale), guided by `classifier`
+    (None: the `guided_by` checkpoint).
     A scale without a label, a bad label or scale, or a model without guidance raises ConfigError.
     """
     spec = get(name)
