@@ -115,6 +115,23 @@ def test_mnist_quality_scores_real_digits_near_the_floor_and_noise_far_above():
 
 
 @pytest.mark.usefixtures("mnist")
+def test_fd_floor_spread_shrinks_with_n_and_real_digits_fall_inside_it():
+    """The floor's mean and sd fall with n (FD's bias and noise are O(1/n)); real test digits that are not the
+    reference ones score within floor + 3 sd, uniform noise far outside. Any fixed feature map will do."""
+    from helpers import data
+
+    clf = _seeded(nets.MNISTClassifier).eval()
+    mean_64, sd_64 = metrics.mnist_fd_floor_spread(clf, 64)
+    mean_256, sd_256 = metrics.mnist_fd_floor_spread(clf, 256)
+    assert mean_256 < mean_64 and 0 < sd_256 < sd_64
+    real = data.mnist_tensors_cached(train=False)[0][torch.randperm(10_000, generator=config.generator(7))[:256]]
+    assert metrics.mnist_quality(real, clf, n_reference_seed=9)["fd"] < mean_256 + 3 * sd_256
+    assert metrics.mnist_quality(torch.rand(256, 1, 28, 28, generator=config.generator(2)), clf)["fd"] > mean_256 + 30 * sd_256
+    with pytest.raises(ValueError, match="draws"):
+        metrics.mnist_fd_floor_spread(clf, 64, draws=1)
+
+
+@pytest.mark.usefixtures("mnist")
 def test_fast_mnist_ddpm_trains_and_the_cli_samples_digits(tmp_checkpoints, tmp_path, capsys):
     model, entry, result = models.train_model("mnist-ddpm", "fast", "cpu", progress=False)
     assert (tmp_checkpoints / "mnist-ddpm.pt").exists() and entry["mode"] == "fast"

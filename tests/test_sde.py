@@ -14,7 +14,7 @@ from scipy.stats import norm
 
 from helpers import config, metrics
 from helpers.data import GaussianMixture1D
-from helpers.samplers import euler_maruyama, ode_solve, reverse_sample
+from helpers.samplers import euler_maruyama, euler_maruyama_forward_law, ode_solve, reverse_sample
 from helpers.sde import EPS, VPSDE, exact_score, mixture_log_prob, mixture_marginal, mixture_score
 
 MIX = GaussianMixture1D(weights=[0.5, 0.5], means=[-3.0, 3.0], stds=[0.5, 0.5])
@@ -62,6 +62,36 @@ def test_transition_kernel_matches_monte_carlo_of_forward_sde():
         mean, std = float(mean), float(std)
         assert abs(float(x.mean()) - mean) < 4 * std / n**0.5 + 0.004, t
         assert abs(float(x.std()) - std) < 4 * std / (2 * n) ** 0.5 + 0.004, t
+
+
+def test_forward_law_of_euler_maruyama_matches_its_runs():
+    """euler_maruyama_forward_law against 200,000 runs of the sampler from x0 = 2, 10 coarse steps to t = 0.6.
+
+    Spread: the mean's sd is sqrt(variance / n), the variance's about variance sqrt(2 / n); 5 sd each. The
+    coarse steps make the law differ from the SDE's own (gain alpha(0.6), variance 1 - alpha^2) by far more
+    than that, so the test also fails if the function returned the SDE's values.
+    """
+    n = 200_000
+    x, _ = euler_maruyama(None, SDE, torch.full((n, 1), 2.0), 10, config.generator(3), t0=0.0, t1=0.6)
+    mean, var = float(x.mean()), float(x.double().var())
+    gain, variance = euler_maruyama_forward_law(SDE, 0.0, 0.6, 10)
+    sd_mean, sd_var = math.sqrt(variance / n), variance * math.sqrt(2.0 / n)
+    assert abs(mean - 2.0 * gain) < 5 * sd_mean and abs(var - variance) < 5 * sd_var
+    exact_gain = float(SDE.alpha(0.6))
+    assert abs(mean - 2.0 * exact_gain) > 10 * sd_mean or abs(var - (1 - exact_gain**2)) > 10 * sd_var
+
+
+def test_forward_law_of_euler_maruyama_converges_to_the_sde():
+    """With 20,000 steps of 4e-5 the chain's law is the SDE's: gain alpha(t1) / alpha(t0), variance 1 - gain^2.
+
+    The error is first order in the step (3e-4 relative here), so the tolerance is 1e-3.
+    """
+    gain, variance = euler_maruyama_forward_law(SDE, 0.1, 0.9, 20_000)
+    exact = float(SDE.alpha(0.9) / SDE.alpha(0.1))
+    assert gain == pytest.approx(exact, rel=1e-3)
+    assert variance == pytest.approx(1 - exact**2, rel=1e-3)
+    with pytest.raises(ValueError, match="t1"):
+        euler_maruyama_forward_law(SDE, 0.5, 0.5, 10)
 
 
 def test_mixture_marginal_matches_monte_carlo_of_forward_sde():

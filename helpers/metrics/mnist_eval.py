@@ -80,6 +80,18 @@ def mnist_fd_floor(classifier, n: int, n_reference_seed: int = 0) -> float:
     return frechet_distance(held_feats, test_feats)
 
 
+def mnist_fd_floor_spread(classifier, n: int, draws: int = 5) -> tuple[float, float]:
+    """Mean and sd of `mnist_fd_floor` over `draws` reference draws (n_reference_seed = 0..draws - 1). Chapters 6, 7.
+
+    The floor is itself a noisy statistic, very much so below n = 128 (the feature dimension): a sample's FD
+    is judged against floor + k sd, never against a bare multiple of one floor draw.
+    """
+    if draws < 2:
+        raise ValueError(f"draws must be at least 2 for a spread, got {draws}")
+    floors = np.array([mnist_fd_floor(classifier, n, k) for k in range(draws)])
+    return float(floors.mean()), float(floors.std(ddof=1))
+
+
 def _check_mnist_n(n: int) -> None:
     lo, hi = MNIST_HELD_OUT
     if not 2 <= n <= min(10_000, hi - lo):

@@ -2,6 +2,7 @@
 
 Every sampler takes (score, sde, x, steps, generator) and returns (x, Trajectory):
     euler_maruyama   the reverse SDE (or the forward one), Euler-Maruyama          eq. 6 (eq. 5)
+    (euler_maruyama_forward_law: the exact law of its forward chain, to predict its error)
     ode_solve        the probability-flow ODE, Euler or Heun                        eq. 13
     ode_solve_rk45   the probability-flow ODE, scipy's adaptive RK45               eq. 13
     vpsde_ancestral  DDPM-style ancestral sampling on the VP-SDE's own grid        eq. 47
@@ -50,6 +51,26 @@ def euler_maruyama(score: ScoreFn | None, sde: VPSDE, x: Tensor, steps: int, gen
         keeper.nfev += 0 if forward else 1
         keeper(k + 1, float(ts[k + 1]), x)
     return x, keeper.result()
+
+
+def euler_maruyama_forward_law(sde: VPSDE, t0: float, t1: float, steps: int) -> tuple[float, float]:
+    """The exact law of `euler_maruyama`'s forward chain: x_{t1} = gain x_{t0} + N(0, variance) per coordinate.
+
+    Each step x <- (1 - beta_k h / 2) x + sqrt(beta_k h) z, with beta_k read at the step's left end as the
+    sampler does, is linear, so gain = prod_k (1 - beta_k h / 2) and variance_{k+1} = (1 - beta_k h / 2)^2
+    variance_k + beta_k h, from variance 0. The SDE itself gives gain = alpha(t1) / alpha(t0) and variance
+    1 - gain^2 (chapter 5, section 1); the gap is the discretisation error of the forward run, which chapters 5
+    and 7 predict with this and then measure. t0 < t1 in [0, 1]; returns (gain, variance) as floats.
+    """
+    if not t1 > t0:
+        raise ValueError(f"t1 must be later than t0 for the forward chain, got t0 = {t0}, t1 = {t1}")
+    ts = time_grid(t0, t1, steps)
+    h = (t1 - t0) / steps
+    gain, variance = 1.0, 0.0
+    for beta in sde.beta(ts[:-1]).double().tolist():
+        a = 1.0 - 0.5 * beta * h
+        gain, variance = gain * a, a * a * variance + beta * h
+    return gain, variance
 
 
 @torch.no_grad()
