@@ -12,6 +12,7 @@ One module per concept, found by its file name:
     langevin      the Langevin step and chapter 3's MCMC chains (ULA, MALA)
     losses        DDPM, NCSN and VP-SDE training losses
     likelihood    bits/dim through the probability-flow ODE
+    vlb           the DDPM's variational bound in bits/dim (chapter 6)
     training      the one training loop (seeded, resumable); checkpoints: atomic files and the manifest
     accel         the fast path of training on a GPU: bf16 autocast, channels_last, TF32
     distributed   data-parallel training under torchrun (DistributedDataParallel, NCCL or gloo)

@@ -18,6 +18,6 @@ from .mnist_eval import (MNIST_HELD_OUT, evaluation_classifier, mnist_class_qual
                          mnist_fd_floor_spread, mnist_quality, mnist_test_accuracy)
 
 __all__ = ["MNIST_HELD_OUT", "autocorrelation", "effective_sample_size", "energy_distance",
-           "evaluation_classifier", "mnist_class_quality", "frechet_distance", "ks_statistic", "median_bandwidth", "mmd2_unbiased",
-           "mnist_fd_floor", "mnist_fd_floor_spread", "mnist_quality", "mnist_test_accuracy", "verdict", "wasserstein_1d",
-           "wasserstein_1d_cdf", "with_floor"]
+           "evaluation_classifier", "frechet_distance", "ks_statistic", "median_bandwidth", "mmd2_unbiased",
+           "mnist_class_quality", "mnist_fd_floor", "mnist_fd_floor_spread", "mnist_quality", "mnist_test_accuracy",
+           "verdict", "wasserstein_1d", "wasserstein_1d_cdf", "with_floor"]

@@ -4,7 +4,7 @@ A sampler takes (score or model, its process, x_T, steps, generator) and returns
     ddpm_ancestral(eps_model, schedule, x_T, steps, generator)    DDPM, Ho et al. Alg. 2       ch. 1, 6
     annealed_langevin(score, sigmas, x_T, steps, generator)       NCSN, Song & Ermon Alg. 1    ch. 2
     euler_maruyama(score, sde, x_T, steps, generator)             reverse SDE, eq. 6           ch. 5, 7
-    euler_maruyama_forward_law(sde, t0, t1, steps)                its forward chain's exact law  ch. 5, 7
+    euler_maruyama_forward_law(sde, t0, t1, steps)                its forward chain's law      ch. 5, 7
     ode_solve(score, sde, x_T, steps, generator, method)          probability flow, eq. 13     ch. 5, 7
     ode_solve_rk45(score, sde, x_T, generator)                    the same, adaptive RK45      ch. 7
     vpsde_ancestral(score, sde, x_T, steps, generator)            ancestral on the VP-SDE      ch. 7
