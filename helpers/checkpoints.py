@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,29 @@ def load_model(folder: str | Path, name: str) -> tuple[dict, dict]:
             f"(git checkout -- {path.name}) or retrain with: python -m helpers train {name}")
     payload = load_torch(path)
     return payload["model"], entry
+
+
+def scrambled_copy(src: str | Path, dst: str | Path, name: str, seed: int = 0) -> Path:
+    """Copy the checkpoint folder `src` to `dst` with `name`'s weights scrambled: the test that a chapter's checks
+    can fail. Run the chapter with `COURSE_CHECKPOINTS=dst` and its check cell must fail (README, "Checks").
+
+    Every floating tensor of `name` with more than one element is permuted (its values kept, their places
+    shuffled by `seed`), and its manifest entry gets the new file's sha256 and nothing else new: the metrics
+    recorded at training time stay, so a check that reads them instead of measuring would still pass.
+    Resume files are not copied. `dst` must not exist yet. Returns the scrambled file's path.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        raise ValueError(f"dst must be a new folder, {dst} exists")
+    load_model(src, name)  # the source must be a valid checkpoint (hash checked)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.resume.pt"))
+    entry = read_manifest(dst)["models"][name]
+    payload = load_torch(dst / entry["file"])
+    g = torch.Generator().manual_seed(seed)
+    payload["model"] = {k: v.flatten()[torch.randperm(v.numel(), generator=g)].reshape(v.shape)
+                        if v.is_floating_point() and v.numel() > 1 else v for k, v in payload["model"].items()}
+    path = dst / entry["file"]
+    save_torch(payload, path)
+    write_entry(dst, name, {**entry, "sha256": sha256_file(path)})
+    return path
+

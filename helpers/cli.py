@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("model")
     m.add_argument("--steps", type=_positive_int, default=5, help="timed training steps")
     m.add_argument("--device", default=None)
+    c = sub.add_parser("scramble", help="copy the checkpoints with one model's weights permuted (checks must fail)")
+    c.add_argument("model")
+    c.add_argument("--out", required=True, help="a new folder for the copy; then run a chapter with "
+                   "COURSE_CHECKPOINTS=OUT")
+    c.add_argument("--seed", type=_int, default=0)
     b = sub.add_parser("bench", help="training and sampling throughput: eager loop against the faster paths")
     b.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     b.add_argument("--steps", type=_positive_int, default=5, help="timed calls per measurement (median of 3)")
@@ -221,6 +226,16 @@ def _run(args) -> int:
     if args.command == "bench":
         return _bench(args)
     spec = models.get(args.model)
+    if args.command == "scramble":
+        from . import checkpoints, config
+
+        try:
+            path = checkpoints.scrambled_copy(config.checkpoint_dir(), args.out, spec.name, args.seed)
+        except ValueError as err:
+            return _fail(str(err))
+        print(f"scrambled {path}; its manifest entry keeps the recorded metrics. Now run a chapter with "
+              f"COURSE_CHECKPOINTS={args.out}: its check cell must fail")
+        return 0
     if args.command == "time":
         r = models.time_steps(spec.name, args.steps, device=args.device)
         print(f"{spec.name} on {r['device']}: {r['parameters']:,} parameters, {r['train_step_s']:.4f} s "

@@ -199,3 +199,25 @@ def test_a_record_is_kept_for_every_step_and_survives_a_resume(tmp_path):
         _run(100, resume, crash_at=60, record=record)
     _, resumed = _run(100, resume, record=record)
     assert resumed.resumed_from == 50 and resumed.records == full.records
+
+
+def test_scrambled_copy_permutes_one_model_and_keeps_its_recorded_metrics(tmp_path):
+    """The copy loads (hash updated), each tensor holds the same values in other places, the manifest's metrics
+    and the other models stay as they were, the source is untouched; an existing dst is refused."""
+    src = tmp_path / "src"
+    src.mkdir()
+    model = _tiny()
+    checkpoints.save_model(src, "a", model.state_dict(), {"k": 1}, {"metrics": {"fd": 1.0}})
+    checkpoints.save_model(src, "b", _tiny().state_dict(), {"k": 2}, {"metrics": {"fd": 2.0}})
+    (src / "a.resume.pt").write_bytes(b"x")
+    before = (src / "a.pt").read_bytes()
+    checkpoints.scrambled_copy(src, tmp_path / "dst", "a")
+    state, entry = checkpoints.load_model(tmp_path / "dst", "a")
+    assert entry["metrics"] == {"fd": 1.0} and entry["config"] == {"k": 1}
+    for key, original in model.state_dict().items():
+        assert torch.equal(state[key].flatten().sort().values, original.flatten().sort().values)
+        assert original.numel() == 1 or not torch.equal(state[key], original)
+    assert (tmp_path / "dst" / "b.pt").read_bytes() == (src / "b.pt").read_bytes()
+    assert (src / "a.pt").read_bytes() == before and not (tmp_path / "dst" / "a.resume.pt").exists()
+    with pytest.raises(ValueError, match="dst"):
+        checkpoints.scrambled_copy(src, tmp_path / "dst", "a")

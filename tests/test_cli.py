@@ -79,3 +79,17 @@ def test_quality_scores_mnist_digits_and_refuses_other_arrays(capsys, tmp_path):
     assert ratio < 2  # real digits score about their floor (noise scores hundreds of times it)
     code, _, err = _run(capsys, "quality", str(tmp_path / "moons.npy"))
     assert code == 2 and "expected MNIST digits" in err
+
+
+def test_scramble_copies_the_checkpoints_with_one_model_permuted(capsys, tmp_path):
+    """The copy's moons-ddpm loads under its new hash with the shipped entry's recorded metrics; a second run
+    into the same folder is refused with one line. (What the permutation does: test_checkpoints.)"""
+    from helpers import checkpoints
+
+    code, out, err = _run(capsys, "scramble", "moons-ddpm", "--out", str(tmp_path / "s"))
+    assert code == 0 and "COURSE_CHECKPOINTS" in out, err
+    _, entry = checkpoints.load_model(tmp_path / "s", "moons-ddpm")
+    _, shipped = checkpoints.load_model(config.checkpoint_dir(), "moons-ddpm")
+    assert entry["metrics"] == shipped["metrics"] and entry["sha256"] != shipped["sha256"]
+    code, _, err = _run(capsys, "scramble", "moons-ddpm", "--out", str(tmp_path / "s"))
+    assert code == 2 and "exists" in err
