@@ -1,0 +1,194 @@
+"""The built book read in a real browser, offline: Debian's Chromium driven by Selenium (issue #13).
+
+Serves `_build/html` (build it first: `jupyter-book build . -W`) from a local HTTP server on 127.0.0.1 and
+opens every page of `_toc.yml` in headless Chromium whose network is cut off: every host name but
+127.0.0.1 is unresolvable and every proxied request goes to a closed port. So an equation that typesets
+proves MathJax came from the book's own `_static/`, not from a CDN. For each page it asserts the title, that
+no image is broken, that the maths is typeset (MathJax's output elements present, no raw `\\(` or `$$` left
+in the visible text), that the console shows no JavaScript error, and that the sidebar lists every
+chapter; it saves a screenshot of each page and what it saw (title, first equation) in `SHOTS`. A last
+test searches for "Langevin".
+
+Skipped, with the reason, when Chromium, ChromeDriver, Selenium or the built book is missing, unless
+COURSE_REQUIRE_BROWSER=1 (set by `.ci/run`), which turns every such skip into a failure.
+"""
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "browser"  # one screenshot per page, and report.json: what the browser saw
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+REQUIRED = os.environ.get("COURSE_REQUIRE_BROWSER") == "1"
+
+
+def _toc_files() -> list[str]:
+    """The pages of the book, in `_toc.yml`'s order: 'book/intro', 'book/01_forward_diffusion_ddpm', ..."""
+    text = (ROOT / "_toc.yml").read_text()
+    return [m.group(1) for m in re.finditer(r"^(?:root|\s*-\s*file):\s*(\S+)", text, re.M)]
+
+
+PAGES = _toc_files()
+
+
+def _source_title(page: str) -> str:
+    """The first level-1 heading of a page's source (notebook or Markdown), as plain text."""
+    path = ROOT / (page + ".ipynb")
+    if path.exists():
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    else:
+        text = (ROOT / (page + ".md")).read_text()
+    heading = re.search(r"^# (.+)$", text, re.M).group(1)
+    heading = re.sub(r"\$([^$]*)\$", r"\1", heading)  # maths in a title is shown as its TeX source by Sphinx
+    return heading.replace("`", "").strip()
+
+
+def _missing() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        return "Chromium or ChromeDriver not found (Debian: apt-get install chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -r requirements.txt)"
+    if not (SITE / "index.html").exists():
+        return f"the book is not built ({SITE / 'index.html'} missing): run `jupyter-book build . -W` first"
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # no access log on stderr
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The built book on http://127.0.0.1:PORT/ for this module's tests."""
+    reason = _missing()
+    if reason:
+        if REQUIRED:
+            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(SITE)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(server, tmp_path_factory):
+    """Headless Chromium with no network but 127.0.0.1, logging the console."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 # offline: no host name resolves but 127.0.0.1, and anything proxied goes to a closed port
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                 "--proxy-server=http://127.0.0.1:9"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def report():
+    """What the browser saw on each page, written to SHOTS / 'report.json' at the end of the module."""
+    seen: dict[str, dict] = {}
+    yield seen
+    if seen:
+        (SHOTS / "report.json").write_text(json.dumps(seen, indent=1, ensure_ascii=False))
+        print(f"\nbrowser test: {len(seen)} pages checked, screenshots and report.json in {SHOTS}")
+
+
+# Waits for MathJax to finish typesetting (its startup promise), or returns at once on a page without it.
+_WAIT_MATHJAX = """
+const done = arguments[arguments.length - 1];
+if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+  MathJax.startup.promise.then(() => done(true), (e) => done(String(e)));
+} else { done(false); }
+"""
+
+# The article's visible text with code, scripts and MathJax's own output left out: raw TeX would show here.
+_PROSE_TEXT = """
+const main = document.querySelector('article') || document.body;
+const copy = main.cloneNode(true);
+copy.querySelectorAll('pre, code, script, style, mjx-container, .cell_output').forEach(e => e.remove());
+document.body.appendChild(copy); copy.style.position = 'absolute'; copy.style.left = '-99999px';
+const text = copy.innerText; copy.remove(); return text;
+"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_offline(page, server, browser, report):
+    """Title, images, typeset maths, no console error, the sidebar: one page of the book."""
+    browser.get_log("browser")  # drop what earlier pages logged
+    browser.get(f"{server}/{page}.html")
+    mathjax = browser.execute_async_script(_WAIT_MATHJAX)
+    assert mathjax in (True, False), f"MathJax failed on {page}: {mathjax}"
+
+    title = browser.title
+    assert title.startswith(_source_title(page)), f"{page}: title {title!r}"
+    assert title.endswith("Score-based generative models: an executable course"), title
+
+    broken = browser.execute_script(
+        "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+    assert broken == [], f"{page}: broken images {broken}"
+
+    n_maths = browser.execute_script("return document.querySelectorAll('.math, span.math, div.math').length")
+    rendered = browser.execute_script("return document.querySelectorAll('mjx-container').length")
+    prose = browser.execute_script(_PROSE_TEXT)
+    raw = [m for m in ("\\(", "\\[", "$$") if m in prose]
+    assert raw == [], f"{page}: raw TeX {raw} in the visible text"
+    if n_maths:
+        assert mathjax is True and rendered >= n_maths, f"{page}: {rendered} typeset of {n_maths} equations"
+
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], f"{page}: console errors {errors}"
+
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('nav.bd-docs-nav a')).map(a => a.href)")
+    listed = {re.sub(r"^.*?/(book/[^#?]+)\.html.*$", r"\1", href) for href in links}
+    missing = [p for p in PAGES[1:] if p not in listed]  # the root page is the logo link, not in the list
+    assert missing == [], f"{page}: sidebar lacks {missing}"
+
+    browser.save_screenshot(str(SHOTS / f"{page.replace('/', '_')}.png"))
+    first = browser.execute_script(
+        "const m = document.querySelector('mjx-container'); return m ? m.outerHTML.slice(0, 600) : null")
+    report[page] = {"title": title, "equations": n_maths, "typeset": rendered, "first_equation": first}
+
+
+def test_search_finds_langevin(server, browser):
+    """The search page, run by the browser from the book's own search index, returns a hit for 'Langevin'."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{server}/search.html?q=Langevin")
+    summary = WebDriverWait(browser, 60).until(  # Sphinx writes the summary when the search has finished
+        lambda d: "earch finished" in d.find_element(By.ID, "search-results").text
+        and d.find_element(By.CSS_SELECTOR, "#search-results .search-summary").text)
+    hits = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#search-results ul.search li")]
+    assert hits, f"no hit for 'Langevin': {summary}"
+    browser.save_screenshot(str(SHOTS / "search_Langevin.png"))
+    print(f"\nsearch 'Langevin': {summary} First: {hits[0].splitlines()[0]!r}")
