@@ -10,6 +10,7 @@ One module per concept, found by its file name:
     scores        every model-output -> score conversion
     samplers/     every generative sampler behind one contract, (x, Trajectory); kernels.py holds the steps
     langevin      the Langevin step and chapter 3's MCMC chains (ULA, MALA)
+    latent_ebm    chapter 4's latent-space EBM prior: its densities, short-run chains and learning step
     losses        DDPM, NCSN and VP-SDE training losses
     likelihood    bits/dim through the probability-flow ODE
     vlb           the DDPM's variational bound in bits/dim (chapter 6)
@@ -17,6 +18,7 @@ One module per concept, found by its file name:
     accel         the fast path of training on a GPU: bf16 autocast, channels_last, TF32
     distributed   data-parallel training under torchrun (DistributedDataParallel, NCCL or gloo)
     bench         `python -m helpers bench`: eager loop against the faster paths, as ratios
+    notebooks     `python -m helpers notebooks`: re-execute the book's chapters in fast or full mode
     models/       the named models: registry, lifecycle (train, load, sample), one file per model family
     metrics/      distances, MCMC diagnostics, the MNIST evaluation protocol, check-cell verdicts
     plotting, cli, assignment (the assignment's names for chapters 6-7, as thin wrappers of the others)

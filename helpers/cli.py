@@ -1,4 +1,4 @@
-"""Command line of the course: `python -m helpers list | train | sample | quality | time | bench`.
+"""Command line of the course: `python -m helpers list | train | sample | quality | time | bench | scramble | notebooks`.
 
     python -m helpers list
     python -m helpers train MODEL [--fast] [--device D]
@@ -7,6 +7,7 @@
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
     python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model unet|mlp|both]
+    python -m helpers notebooks [--mode fast|full] [--jobs J] [--out DIR] [CHAPTER ...]   (re-execute the book)
     torchrun --nproc-per-node N -m helpers train MODEL       (data-parallel: helpers/distributed.py)
 
 Course errors (`errors.CourseError`: unknown model or sampler, missing or altered checkpoint, missing data,
@@ -111,7 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="include torch.compile (default: on CUDA only; it takes minutes on a CPU)")
     b.add_argument("--model", choices=["unet", "mlp", "both"], default="both",
                    help="the MNIST U-Net, the 2D MLP, or both (default)")
+    n = sub.add_parser("notebooks", help="re-execute the chapters (in place, or into --out) in fast or full mode")
+    n.add_argument("chapters", nargs="*", help="chapter prefixes, e.g. 05 07 (default: every chapter)")
+    n.add_argument("--mode", choices=["fast", "full"], default="fast")
+    n.add_argument("--jobs", type=_positive_int, default=2, help="chapters executed at once (default 2)")
+    n.add_argument("--out", default=None, help="a folder for the executed copies (default: in place)")
+    n.add_argument("--timeout", type=_positive_int, default=7200, help="seconds per cell (default 7200)")
     return p
+
+
+def _notebooks(args) -> int:
+    """`notebooks`: execute the chapters; status 1 if any failed."""
+    from . import notebooks
+
+    results = notebooks.run(args.mode, args.chapters, args.jobs, Path(args.out) if args.out else None, args.timeout)
+    failed = [name for name, _, code in results if code]
+    print(f"{len(results) - len(failed)} of {len(results)} chapters executed in {args.mode} mode"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 def _bench(args) -> int:
@@ -225,6 +243,8 @@ def _run(args) -> int:
         return _quality(args.file)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "notebooks":
+        return _notebooks(args)
     spec = models.get(args.model)
     if args.command == "scramble":
         from . import checkpoints, config

@@ -1,12 +1,13 @@
 """The latent-space energy-based prior model (Pang et al. 2020, "Learning Latent Space Energy-Based Prior
-Model"). Chapter 4.
+Model"). Chapter 4. Pang et al. name the prior's and the generator's parameters alpha and beta; the book
+writes omega and psi (alpha and beta name the diffusion schedules: book/notation.md).
 
-    prior       p_alpha(z) = exp(f_alpha(z)) p_0(z) / Z(alpha),   p_0 = N(0, sigma_0^2 I)        (eq. 1)
-    generator   x = g_beta(z) + eps,   eps ~ N(0, sigma^2 I)                                     (eq. 2)
-    posterior   p(z | x) ∝ p_beta(x | z) p_alpha(z)
+    prior       p_omega(z) = exp(f_omega(z)) p_0(z) / Z(omega),   p_0 = N(0, sigma_0^2 I)        (eq. 1)
+    generator   x = g_psi(z) + sigma eps,   eps ~ N(0, I)                                     (eq. 2)
+    posterior   p(z | x) ∝ p_psi(x | z) p_omega(z)
 The gradients of the log-likelihood of one x (eq. 6-8):
-    d/d alpha  log p(x) = E_{p(z | x)}[grad_alpha f_alpha(z)] - E_{p_alpha(z)}[grad_alpha f_alpha(z)]
-    d/d beta   log p(x) = E_{p(z | x)}[grad_beta log p_beta(x | z)]
+    d/d omega  log p(x) = E_{p(z | x)}[grad_omega f_omega(z)] - E_{p_omega(z)}[grad_omega f_omega(z)]
+    d/d psi    log p(x) = E_{p(z | x)}[grad_psi log p_psi(x | z)]
 Both expectations are estimated with short-run Langevin chains started from p_0 (Nijkamp et al. 2019;
 Pang et al., sec. 3.2), which keeps the chains short (tens of steps) and the learning well defined: the
 model learns the chains' own output laws. Every chain step is chapter 3's ULA step
@@ -48,10 +49,10 @@ def _grad_z(fn, z: Tensor) -> Tensor:
 
 
 class LatentEBM(nn.Module):
-    """The prior f_alpha (an `nets.EBMPrior`) and the generator g_beta, with the two noise scales. Chapter 4.
+    """The prior f_omega (an `nets.EBMPrior`) and the generator g_psi, with the two noise scales. Chapter 4.
 
     sigma_0: std of the base prior p_0 = N(0, sigma_0^2 I); sigma: std of the generator's noise.
-    Densities are unnormalised (Z(alpha) and the Gaussians' constants are dropped: the chains and the
+    Densities are unnormalised (Z(omega) and the Gaussians' constants are dropped: the chains and the
     gradients never need them). Shapes: z (B, latent_dim), x (B, ...) as the generator outputs.
     """
 
@@ -67,23 +68,23 @@ class LatentEBM(nn.Module):
 
     # -- densities and their gradients in z
     def log_prior(self, z: Tensor) -> Tensor:
-        """log p_alpha(z) + log Z = f_alpha(z) - |z|^2 / (2 sigma_0^2): (B,)."""
+        """log p_omega(z) + log Z = f_omega(z) - |z|^2 / (2 sigma_0^2): (B,)."""
         self._check_z(z)
         return self.prior(z) - z.pow(2).sum(1) / (2 * self.sigma_0**2)
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
-        """log p_beta(x | z) + const = -|x - g_beta(z)|^2 / (2 sigma^2), summed over x's dimensions: (B,)."""
+        """log p_psi(x | z) + const = -|x - g_psi(z)|^2 / (2 sigma^2), summed over x's dimensions: (B,)."""
         self._check_z(z)
         if x.shape[0] != z.shape[0]:
             raise ValueError(f"x and z need the same batch size, got {tuple(x.shape)} and {tuple(z.shape)}")
         return -(x - self.generator(z)).pow(2).flatten(1).sum(1) / (2 * self.sigma**2)
 
     def prior_score(self, z: Tensor) -> Tensor:
-        """grad_z log p_alpha(z) = grad f_alpha(z) - z / sigma_0^2: (B, latent_dim), detached."""
+        """grad_z log p_omega(z) = grad f_omega(z) - z / sigma_0^2: (B, latent_dim), detached."""
         return _grad_z(self.log_prior, z)
 
     def posterior_score(self, z: Tensor, x: Tensor) -> Tensor:
-        """grad_z log p(z | x) = grad_z log p_beta(x | z) + grad_z log p_alpha(z): (B, latent_dim), detached."""
+        """grad_z log p(z | x) = grad_z log p_psi(x | z) + grad_z log p_omega(z): (B, latent_dim), detached."""
         return _grad_z(lambda z_: self.log_likelihood(x, z_) + self.log_prior(z_), z)
 
     # -- short-run chains from p_0
@@ -95,7 +96,7 @@ class LatentEBM(nn.Module):
 
     def prior_chain(self, n: int, steps: int, h: float, generator: torch.Generator,
                     keep_every: int = 0) -> tuple[Tensor, Trajectory]:
-        """Short-run ULA on p_alpha(z) from z_0 ~ p_0: `steps` steps of size h. Returns (z (n, d), Trajectory
+        """Short-run ULA on p_omega(z) from z_0 ~ p_0: `steps` steps of size h. Returns (z (n, d), Trajectory
         of the z's with times 1 - k / steps, from p_0 at 1 to the chain's end at 0)."""
         return self._chain(self.base_sample(n, generator), self.prior_score, steps, h, generator, keep_every)
 
@@ -123,7 +124,7 @@ class LatentEBM(nn.Module):
     def learning_loss(self, x: Tensor, z_prior: Tensor, z_post: Tensor) -> tuple[Tensor, dict]:
         """The loss whose gradient is minus the paper's learning gradients (eq. 6-8), for one batch.
 
-        prior term:     f(z_prior).mean() - f(z_post).mean()      (grad alpha: E_prior grad f - E_post grad f)
+        prior term:     f(z_prior).mean() - f(z_post).mean()      (grad omega: E_prior grad f - E_post grad f)
         generator term: |x - g(z_post)|^2 / (2 sigma^2), summed over x's dimensions, mean over the batch
         z_prior (B', d), z_post (B, d): chain outputs (detached). Returns (scalar loss, {"prior": ...,
         "generator": ..., "f_prior": mean f(z_prior), "f_post": mean f(z_post)} as floats).
@@ -160,7 +161,7 @@ class LatentEBM(nn.Module):
 
     def posterior_curvature(self, z: Tensor) -> Tensor:
         """L(z) = lambda_max(J^T J) / sigma^2 + 1 / sigma_0^2 (B,): the largest curvature of -log p(z | x) at z
-        when the generator is locally linear, J = dg_beta/dz (D, latent_dim) and f_alpha's curvature is left
+        when the generator is locally linear, J = dg_psi/dz (D, latent_dim) and f_omega's curvature is left
         out. ULA on a Gaussian of curvature L is stable only for h L < 2 (its update multiplies the deviation
         from the mode by 1 - h L), the posterior's sd along that direction is 1 / sqrt(L). Chapter 4."""
         self._check_z(z)
@@ -174,6 +175,6 @@ class LatentEBM(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, steps: int, h: float, generator: torch.Generator) -> Tensor:
-        """g_beta(z) for z from a posterior chain of each x: the model's reconstruction of x (shape of x)."""
+        """g_psi(z) for z from a posterior chain of each x: the model's reconstruction of x (shape of x)."""
         z, _ = self.posterior_chain(x, steps, h, generator)
         return self.generator(z)

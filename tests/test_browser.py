@@ -122,12 +122,19 @@ def report():
         print(f"\nbrowser test: {len(seen)} pages checked, screenshots and report.json in {SHOTS}")
 
 
-# Waits for MathJax to finish typesetting (its startup promise), or returns at once on a page without it.
+# Waits for MathJax to finish typesetting (its startup promise; the script is deferred, so it may not have run yet
+# when the page reports loaded), or returns false at once on a page that does not load MathJax.
 _WAIT_MATHJAX = """
 const done = arguments[arguments.length - 1];
-if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-  MathJax.startup.promise.then(() => done(true), (e) => done(String(e)));
-} else { done(false); }
+if (!document.querySelector('script[src*="mathjax"]')) { done(false); return; }
+const t0 = Date.now();
+(function poll() {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done(true), (e) => done(String(e)));
+  } else if (Date.now() - t0 > 30000) {
+    done("MathJax did not start within 30 s");
+  } else { setTimeout(poll, 50); }
+})();
 """
 
 # The article's visible text with code, scripts and MathJax's own output left out: raw TeX would show here.

@@ -1,19 +1,19 @@
 """The latent-space EBM prior model (Pang et al. 2020): `ebm-2d`, its ablation `ebm-2d-gauss`, `ebm-mnist`. Chapter 4.
 
-Each is a `latent_ebm.LatentEBM` (an MLP prior f_alpha on the latent, a generator) trained with two learning
+Each is a `latent_ebm.LatentEBM` (an MLP prior f_omega on the latent, a generator) trained with two learning
 rates, the prior's and the generator's (`param_groups`). The one sampler, "prior", runs the short-run prior
-chain in z from p_0 and returns the generator mean g_beta(z), as the paper's samples are drawn.
+chain in z from p_0 and returns the generator mean g_psi(z), as the paper's samples are drawn.
 
 ebm-2d        make_moons (noise 0.05), standardised; 2D latent, MLP generator. Budget (one CPU thread):
               5000 steps of batch 256 at about 0.34 s a step (28 minutes), each step two short-run chains
               (60 prior steps of h = 0.05 with sigma_0 = 1; 80 posterior steps of h = 5e-4 with sigma = 0.05)
               and one Adam step at lr 1e-3 (generator) and 2e-4 (prior). Measured while choosing it: a prior
               lr of 4e-4 or 1e-3 diverges (f falls to -1e5 and below within 1500-2000 steps).
-ebm-2d-gauss  the paper's ablation: ebm-2d's generator, settings and budget with lr_prior 0, so f_alpha stays
+ebm-2d-gauss  the paper's ablation: ebm-2d's generator, settings and budget with lr_prior 0, so f_omega stays
               at its zero initialisation and the prior is p_0 (alternating back-propagation, Han et al. 2017).
-ebm-mnist     MNIST in [-1, 1]; 16-dimensional latent, f_alpha an MLP of width 200, `nets.ConvGenerator` with
+ebm-mnist     MNIST in [-1, 1]; 16-dimensional latent, f_omega an MLP of width 200, `nets.ConvGenerator` with
               16 channels, sigma = 0.3; 60 prior steps of h = 0.08 and 20 posterior steps of h = 0.005 (Pang et
-              al.'s s = 0.4 and 0.1 with h = s^2 / 2); Adam with betas (0.5, 0.999) at 5e-4 (generator) and
+              al.'s steps delta = 0.4 and 0.1 with h = delta^2 / 2); Adam with betas (0.5, 0.999) at 5e-4 (generator) and
               5e-5 (prior), batch 64. About 0.55 s a step on one free CPU thread (measured); the shipped 3000
               steps took 49 minutes with another training on the second core. Checkpoints every 100 steps let
               a stopped run resume.
@@ -60,15 +60,15 @@ def _param_groups(model: LatentEBM, cfg: dict) -> list[dict]:
     tc = cfg["train"]
     betas = {"betas": tuple(tc["betas"])} if "betas" in tc else {}
     groups = [{"params": list(model.generator.parameters()), "lr": tc["lr"], **betas}]
-    if tc["lr_prior"] > 0:  # lr_prior 0: f_alpha stays at its zero initialisation, the prior is p_0
+    if tc["lr_prior"] > 0:  # lr_prior 0: f_omega stays at its zero initialisation, the prior is p_0
         groups.insert(0, {"params": list(model.prior.parameters()), "lr": tc["lr_prior"], **betas})
     return groups
 
 
 def _prior_sampler(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
-    """Short-run prior chain of `steps` ULA steps (None: the config's prior_steps) from p_0, then g_beta(z).
+    """Short-run prior chain of `steps` ULA steps (None: the config's prior_steps) from p_0, then g_psi(z).
 
-    The Trajectory holds g_beta of the kept latents (shape of x), at chain times 1 - k / steps."""
+    The Trajectory holds g_psi of the kept latents (shape of x), at chain times 1 - k / steps."""
     p = cfg["process"]
     z, traj = model.prior_chain(shape[0], steps or p["prior_steps"], p["prior_h"], generator, keep_every)
     with torch.no_grad():
@@ -97,7 +97,7 @@ def _register_2d(name: str, summary: str, train: dict) -> None:
 
 _register_2d("ebm-2d", "latent-space EBM prior and MLP generator on make_moons (noise 0.05)", dict(EBM_2D["train"]))
 # The paper's ablation (Pang et al. 2020, sec. 5): the same generator and budget with the plain Gaussian
-# prior p_0, i.e. f_alpha fixed at its zero initialisation (alternating back-propagation, Han et al. 2017).
+# prior p_0, i.e. f_omega fixed at its zero initialisation (alternating back-propagation, Han et al. 2017).
 _register_2d("ebm-2d-gauss", "ablation of ebm-2d: the same generator with the Gaussian prior p_0",
              {**EBM_2D["train"], "lr_prior": 0.0})
 
@@ -169,7 +169,7 @@ def _mnist_evaluator(model, cfg, device, required):
 
 
 def reconstruction_mse(model: LatentEBM, cfg: dict, n: int, device, seed: int = 0) -> float:
-    """Mean squared error, pixels in [0, 1], between the first n MNIST test digits and g_beta(z) for z from
+    """Mean squared error, pixels in [0, 1], between the first n MNIST test digits and g_psi(z) for z from
     a posterior chain of each (the config's post_steps and post_h). Chapter 4."""
     p = cfg["process"]
     images, _ = data.mnist_tensors_cached(train=False)
