@@ -1,4 +1,4 @@
-"""Command line of the course: `python -m helpers list | train | sample | quality | time | bench | scramble | notebooks`.
+"""Command line of the course: `python -m helpers list | train | sample | quality | time | bench | ...`.
 
     python -m helpers list
     python -m helpers train MODEL [--fast] [--device D]
@@ -7,6 +7,7 @@
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
     python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model unet|mlp|both]
+    python -m helpers scramble MODEL --out DIR   (a copy of the checkpoints, one model's weights permuted)
     python -m helpers notebooks [--mode fast|full] [--jobs J] [--out DIR] [CHAPTER ...]   (re-execute the book)
     torchrun --nproc-per-node N -m helpers train MODEL       (data-parallel: helpers/distributed.py)
 

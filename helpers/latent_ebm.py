@@ -160,10 +160,11 @@ class LatentEBM(nn.Module):
                                      "prior's learning rate or its Langevin step")
 
     def posterior_curvature(self, z: Tensor) -> Tensor:
-        """L(z) = lambda_max(J^T J) / sigma^2 + 1 / sigma_0^2 (B,): the largest curvature of -log p(z | x) at z
-        when the generator is locally linear, J = dg_psi/dz (D, latent_dim) and f_omega's curvature is left
-        out. ULA on a Gaussian of curvature L is stable only for h L < 2 (its update multiplies the deviation
-        from the mode by 1 - h L), the posterior's sd along that direction is 1 / sqrt(L). Chapter 4."""
+        """Lambda(z) = lambda_max(J^T J) / sigma^2 + 1 / sigma_0^2 (B,): the largest curvature of -log p(z | x) at
+        z when the generator is locally linear, J = dg_psi/dz (D, latent_dim) and f_omega's curvature is left
+        out. ULA on a Gaussian of curvature Lambda is stable only for h Lambda < 2 (its update multiplies the
+        deviation from the mode by 1 - h Lambda), the posterior's sd along that direction is 1 / sqrt(Lambda).
+        Chapter 4."""
         self._check_z(z)
 
         def g_one(z1: Tensor) -> Tensor:

@@ -13,8 +13,8 @@ ebm-2d-gauss  the paper's ablation: ebm-2d's generator, settings and budget with
               at its zero initialisation and the prior is p_0 (alternating back-propagation, Han et al. 2017).
 ebm-mnist     MNIST in [-1, 1]; 16-dimensional latent, f_omega an MLP of width 200, `nets.ConvGenerator` with
               16 channels, sigma = 0.3; 60 prior steps of h = 0.08 and 20 posterior steps of h = 0.005 (Pang et
-              al.'s steps delta = 0.4 and 0.1 with h = delta^2 / 2); Adam with betas (0.5, 0.999) at 5e-4 (generator) and
-              5e-5 (prior), batch 64. About 0.55 s a step on one free CPU thread (measured); the shipped 3000
+              al.'s steps delta = 0.4 and 0.1 with h = delta^2 / 2); Adam with betas (0.5, 0.999) at 5e-4
+              (generator) and 5e-5 (prior), batch 64. About 0.55 s a step on one free CPU thread (measured); the shipped 3000
               steps took 49 minutes with another training on the second core. Checkpoints every 100 steps let
               a stopped run resume.
 
