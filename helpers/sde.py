@@ -7,11 +7,12 @@ paper's code, one SDE object answers every question a sampler asks (`marginal`, 
 `reverse_drift`, `ode_drift`, `prior_sample`), and each sampler in `samplers/` is written once against it.
 Tensors are (B, ...) with times t of shape (B,): (B, 1) points in chapter 5, (B, 1, 28, 28) images in 7.
 
-Notation used in the code and in chapter 5:
+Notation used in the code (the chapters write sqrt(alpha_bar(t)) for alpha(t), and q(x_t | x_0) for the
+kernel: book/notation.md):
     B(t)     = int_0^t beta(s) ds = beta_min t + 1/2 (beta_max - beta_min) t^2        `beta_integral`
-    alpha(t) = exp(-1/2 B(t))                      mean coefficient of p_t(x_t | x_0)  `alpha`
-    sigma(t) = sqrt(1 - alpha(t)^2)                std of p_t(x_t | x_0)             `marginal_std`
-    p_t(x_t | x_0) = N(x_t; alpha(t) x_0, sigma(t)^2 I)                    (appendix B of the paper)
+    alpha(t) = exp(-1/2 B(t)) = sqrt(alpha_bar(t))  mean coefficient of q(x_t | x_0)  `alpha`
+    sigma(t) = sqrt(1 - alpha(t)^2)                 std of q(x_t | x_0)              `marginal_std`
+    q(x_t | x_0) = N(x_t; alpha(t) x_0, sigma(t)^2 I)                      (appendix B of the paper)
 """
 
 from __future__ import annotations

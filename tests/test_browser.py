@@ -5,9 +5,9 @@ opens every page of `_toc.yml` in headless Chromium whose network is cut off: ev
 127.0.0.1 is unresolvable and every proxied request goes to a closed port. So an equation that typesets
 proves MathJax came from the book's own `_static/`, not from a CDN. For each page it asserts the title, that
 no image is broken, that the maths is typeset (MathJax's output elements present, no raw `\\(` or `$$` left
-in the visible text), that the console shows no JavaScript error, and that the sidebar lists every
-chapter; it saves a screenshot of each page and what it saw (title, first equation) in `SHOTS`. A last
-test searches for "Langevin".
+in the visible text), that no directive was left unparsed (`.. automodule::` shown as text), that the
+console shows no JavaScript error, and that the sidebar lists every chapter; it saves a screenshot of each
+page and what it saw (title, first equation) in `SHOTS`. A last test searches for "Langevin".
 
 Skipped, with the reason, when Chromium, ChromeDriver, Selenium or the built book is missing, unless
 COURSE_REQUIRE_BROWSER=1 (set by `.ci/run`), which turns every such skip into a failure.
@@ -168,6 +168,8 @@ def test_page_renders_offline(page, server, browser, report):
     prose = browser.execute_script(_PROSE_TEXT)
     raw = [m for m in ("\\(", "\\[", "$$") if m in prose]
     assert raw == [], f"{page}: raw TeX {raw} in the visible text"
+    directives = re.findall(r"^\.\. [\w:-]+::.*$|^```\{.*$", prose, re.M)  # reST or MyST left unparsed
+    assert directives == [], f"{page}: unparsed directives in the visible text: {directives[:3]}"
     if n_maths:
         assert mathjax is True and rendered >= n_maths, f"{page}: {rendered} typeset of {n_maths} equations"
 
