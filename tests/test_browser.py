@@ -4,8 +4,8 @@ Serves `_build/html` (build it first: `jupyter-book build . -W`) from a local HT
 opens every page of `_toc.yml` in headless Chromium whose network is cut off: every host name but
 127.0.0.1 is unresolvable and every proxied request goes to a closed port. So an equation that typesets
 proves MathJax came from the book's own `_static/`, not from a CDN. For each page it asserts the title, that
-no image is broken, that the maths is typeset (MathJax's output elements present, no raw `\\(` or `$$` left
-in the visible text), that no directive was left unparsed (`.. automodule::` shown as text), that the
+no image is broken, that the maths is typeset (MathJax's output elements present, no TeX error, no raw `\\(`
+or `$$` left in the visible text), that no directive was left unparsed (`.. automodule::` shown as text), that the
 console shows no JavaScript error, and that the sidebar lists every chapter; it saves a screenshot of each
 page and what it saw (title, first equation) in `SHOTS`. A last test searches for "Langevin".
 
@@ -172,6 +172,12 @@ def test_page_renders_offline(page, server, browser, report):
     assert directives == [], f"{page}: unparsed directives in the visible text: {directives[:3]}"
     if n_maths:
         assert mathjax is True and rendered >= n_maths, f"{page}: {rendered} typeset of {n_maths} equations"
+    tex_errors = browser.execute_script(  # MathJax shows a TeX error in place: a stray brace as <merror>, an
+        # undefined macro (its noundefined package) as its own name in red
+        "return Array.from(document.querySelectorAll('mjx-merror')).map(e => e.getAttribute('data-mjx-error'))"
+        ".concat(Array.from(document.querySelectorAll('mjx-assistive-mml mtext[mathcolor=\"red\"]'))"
+        ".map(e => 'undefined ' + e.textContent))")
+    assert tex_errors == [], f"{page}: TeX errors {tex_errors}"
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], f"{page}: console errors {errors}"
