@@ -8,8 +8,9 @@ For 8-bit images with pixels k in {0..255}^D, scaled to x_0 = 2 k / 255 - 1 (the
     L_0     = E_{x_1 ~ q(x_1 | x_0)} [ -log p_theta(x_0 | x_1) ]
 
 with the Gaussian posterior q(x_{i-1} | x_i, x_0) = N(mu~_i, beta~_i I) (eqs. 6-7) and the model's step
-p_theta(x_{i-1} | x_i) = N(mu_theta, sigma_i^2 I) with
-mu_theta = (x_i - beta_i / sqrt(1 - alpha_bar_i) eps_theta) / sqrt(alpha_i) (eq. 11). For x_i = sqrt(alpha_bar_i) x_0 + sqrt(1 - alpha_bar_i) eps, mu~_i - mu_theta =
+p_theta(x_{i-1} | x_i) = N(mu_theta, sigma_i^2 I) (Ho et al.'s sigma_i^2, the book's nu_i) with
+mu_theta = (x_i - beta_i / sqrt(1 - alpha_bar_i) eps_theta) / sqrt(alpha_i) (eq. 11). For
+x_i = sqrt(alpha_bar_i) x_0 + sqrt(1 - alpha_bar_i) eps, mu~_i - mu_theta =
 beta_i / (sqrt(alpha_i) sqrt(1 - alpha_bar_i)) (eps - eps_theta), so each KL is, summed over the D pixels,
 
     1/2 [ D (r - 1 - log r) + beta_i^2 / (alpha_i (1 - alpha_bar_i) sigma_i^2) |eps - eps_theta|^2 ],

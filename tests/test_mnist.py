@@ -174,6 +174,8 @@ def test_class_quality_scores_real_digits_of_the_class_near_its_floor_and_anothe
     q5, q3 = metrics.mnist_class_quality(fives, 5, clf), metrics.mnist_class_quality(threes, 5, clf)
     assert q5["n"] == 200 and q5["fd_floor"] == q3["fd_floor"]  # the same real 5s as reference
     assert q5["accuracy"] > 0.97 and q3["accuracy"] < 0.03
+    assert q3["predictions"].shape == (200,) and np.bincount(q3["predictions"]).argmax() == 3
+    assert q5["accuracy"] == (q5["predictions"] == 5).mean()
     assert q5["fd"] < 2 * q5["fd_floor"] < q3["fd"]
     with pytest.raises(ValueError, match="more than the"):
         metrics.mnist_class_quality(torch.zeros(2000, 28, 28), 5, clf)

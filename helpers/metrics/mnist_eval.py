@@ -146,7 +146,9 @@ def mnist_class_quality(images01, label: int, classifier=None, n_reference_seed:
       accuracy   the share of the samples the classifier calls `label`;
       fd         FD between the samples' features and those of n test digits of that class;
       fd_floor   FD between n held-out real training digits of that class and the same test digits;
-      n          the number of samples (at most the class's count in both real sets, about 900).
+      n          the number of samples (at most the class's count in both real sets, about 900);
+      predictions  (n,) int64 numpy array, the class the classifier gives each sample (accuracy is their
+                 share equal to `label`), so a caller needs no second pass of the classifier.
     """
     x = torch.as_tensor(np.asarray(images01) if not isinstance(images01, Tensor) else images01).float()
     x = x.unsqueeze(1) if x.ndim == 3 else x
@@ -162,7 +164,7 @@ def mnist_class_quality(images01, label: int, classifier=None, n_reference_seed:
     test_feats, _ = _reference_outputs(classifier, "test", n, n_reference_seed, label)
     held_feats, _ = _reference_outputs(classifier, "held_out", n, n_reference_seed, label)
     return {"accuracy": float((preds == label).double().mean()), "fd": frechet_distance(feats, test_feats),
-            "fd_floor": frechet_distance(held_feats, test_feats), "n": n}
+            "fd_floor": frechet_distance(held_feats, test_feats), "n": n, "predictions": preds.cpu().numpy()}
 
 
 def evaluation_classifier(device: str | torch.device | None = None):
