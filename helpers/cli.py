@@ -2,6 +2,7 @@
 
     python -m helpers list
     python -m helpers train MODEL [--fast] [--device D]
+    python -m helpers evaluate MODEL [--device D]   (measure a checkpoint's manifest metrics again, resumably)
     python -m helpers sample MODEL --n N --out FILE.npy [--steps S] [--seed K] [--sampler NAME]
                                    [--label Y [--scale G]]   (classifier guidance, mnist-vpsde: chapter 8)
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fast", action="store_true", help="the fast (CPU-minutes) budget instead of full")
     t.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    e = sub.add_parser("evaluate", help="measure a checkpoint's manifest metrics again (weights unchanged); "
+                       "a stopped run resumes")
+    e.add_argument("model")
+    e.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     s = sub.add_parser("sample", help="write samples of a trained model to a .npy file")
     s.add_argument("model")
     s.add_argument("--n", type=_positive_int, required=True, help="number of samples")
@@ -267,6 +273,11 @@ def _run(args) -> int:
         return 0
     if args.command == "train":
         return _train(spec, args)
+    if args.command == "evaluate":
+        entry = models.evaluate_model(spec.name, args.device, progress=not args.no_progress)
+        print(f"{spec.name}: evaluated in {entry['eval_seconds']:.0f} s on {entry['eval_hardware']}; "
+              f"metrics {json.dumps(entry['metrics'])}")
+        return 0
     out = Path(args.out)
     if out.suffix != ".npy":
         return _fail(f"--out must end in .npy, got {args.out!r}")

@@ -1,13 +1,16 @@
-"""Checkpoints: round trip, tamper detection, atomic writes, resume after a crash, load_or_train."""
+"""Checkpoints: round trip, tamper detection, atomic writes, resume after a crash (training and sampling),
+load_or_train, evaluate_model."""
 
 import dataclasses
 import json
+
+import numpy as np
 
 import pytest
 import torch
 from torch import nn
 
-from helpers import checkpoints, config, models, nets, training
+from helpers import checkpoints, cli, config, models, nets, training
 
 
 def _tiny():
@@ -109,7 +112,7 @@ def test_training_is_seeded_and_checks_its_arguments():
 def test_load_or_train_trains_when_missing_then_loads(tmp_checkpoints, capsys, monkeypatch):
     spec = models.get("moons-ddpm")  # a 20-step budget without metrics: the test is about the lifecycle
     monkeypatch.setitem(models.REGISTRY, "moons-ddpm",
-                        dataclasses.replace(spec, fast={"steps": 20}, evaluate=lambda *args: {}))
+                        dataclasses.replace(spec, fast={"steps": 20}, evaluate=lambda *args, **kw: {}))
     model, entry = models.load_or_train("moons-ddpm", mode="fast", progress=False)
     assert entry["mode"] == "fast" and (tmp_checkpoints / "moons-ddpm.pt").exists()
     assert "training it now" in capsys.readouterr().out
@@ -221,3 +224,62 @@ def test_scrambled_copy_permutes_one_model_and_keeps_its_recorded_metrics(tmp_pa
     assert (src / "a.pt").read_bytes() == before and not (tmp_path / "dst" / "a.resume.pt").exists()
     with pytest.raises(ValueError, match="dst"):
         checkpoints.scrambled_copy(src, tmp_path / "dst", "a")
+
+
+def _moons_draw(resume=None, seed=0, n=150):
+    """Samples of a fresh (untrained, seeded) moons-ddpm: n in chunks of 50, 5 steps."""
+    spec = models.get("moons-ddpm")
+    torch.manual_seed(0)
+    model = spec.build(spec.config).eval()
+    return models.draw_samples(spec, model, spec.config, n, 5, config.generator(seed), torch.device("cpu"),
+                               chunk=50, resume=resume)
+
+
+def test_sampling_killed_midway_resumes_to_the_same_samples(tmp_path, monkeypatch):
+    """A run stopped after its second chunk, rerun with the same file, draws only the third chunk and returns
+    the samples of an uninterrupted run; a file written for another seed is ignored."""
+    straight = _moons_draw()
+    resume = tmp_path / "s.resume.pt"
+    saves = []
+    real_save = checkpoints.save_torch
+
+    def save_then_stop(obj, path):
+        real_save(obj, path)
+        saves.append(len(obj["chunks"]))
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(checkpoints, "save_torch", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        _moons_draw(resume)
+    assert saves == [1, 2]
+    resumed = _moons_draw(resume)
+    assert saves == [1, 2, 3]  # only the third chunk was drawn
+    assert np.array_equal(resumed, straight) and resume.exists()
+    assert np.array_equal(_moons_draw(resume), straight) and saves == [1, 2, 3]  # every chunk read back
+    other = _moons_draw(resume, seed=1)
+    assert np.array_equal(other, _moons_draw(seed=1)) and not np.array_equal(other, straight)
+
+
+@pytest.mark.usefixtures("mnist")
+def test_evaluate_model_measures_three_seeds_and_keeps_the_weights(tmp_checkpoints, capsys, monkeypatch):
+    """`evaluate` on a short mnist-ddpm: the entry's hash and training record stay, fd is the mean of three
+    seeds' FDs with their sd, the seeds differ, the resume files are gone; the command line says so."""
+    shipped = config.REPO_ROOT / "checkpoints"
+    (tmp_checkpoints / "mnist-eval.pt").write_bytes((shipped / "mnist-eval.pt").read_bytes())
+    checkpoints.write_entry(tmp_checkpoints, "mnist-eval", checkpoints.read_manifest(shipped)["models"]["mnist-eval"])
+    spec = models.get("mnist-ddpm")  # 10 training steps; 3 x 64 digits of 4 sampling steps
+    monkeypatch.setitem(models.REGISTRY, "mnist-ddpm", dataclasses.replace(
+        spec, fast={**spec.fast, "steps": 10, "eval_n": 64, "eval_steps": 4}))
+    _, trained, _ = models.train_model("mnist-ddpm", "fast", "cpu", progress=False, evaluate=False)
+    code = cli.main(["evaluate", "mnist-ddpm", "--device", "cpu", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert "mnist-ddpm: evaluated in" in capsys.readouterr().out
+    entry = checkpoints.read_manifest(tmp_checkpoints)["models"]["mnist-ddpm"]
+    assert {k: entry[k] for k in ("sha256", "train_seconds", "config")} == \
+        {k: trained[k] for k in ("sha256", "train_seconds", "config")}
+    m = entry["metrics"]
+    assert m["eval_seeds"] == [123, 124, 125] and len(set(m["fd_seeds"])) == 3
+    assert m["fd"] == pytest.approx(np.mean(m["fd_seeds"]), abs=1e-3)
+    assert m["fd_sd"] == pytest.approx(np.std(m["fd_seeds"], ddof=1), abs=1e-3) and m["fd_sd"] > 0
+    assert entry["eval_hardware"].startswith("cpu") and entry["eval_seconds"] > 0
+    assert not list(tmp_checkpoints.glob("*.resume.pt"))

@@ -181,3 +181,13 @@ def test_class_quality_scores_real_digits_of_the_class_near_its_floor_and_anothe
         metrics.mnist_class_quality(torch.zeros(2000, 28, 28), 5, clf)
     with pytest.raises(ValueError, match="label must be a digit"):
         metrics.mnist_class_quality(fives, 10, clf)
+
+
+def test_fd_record_shows_the_seeds_mean_and_sd_or_says_one_draw():
+    three = {"eval_steps": 1000, "eval_sampler": "em", "eval_seeds": [123, 124, 125], "n": 1000, "fd": 2.5,
+             "fd_sd": 0.2, "fd_seeds": [2.3, 2.5, 2.7], "fd_floor": 1.25, "class_tv": 0.05, "class_tv_floor": 0.04}
+    line = models.fd_record(three)
+    assert line.startswith("em, n = 1000, 1000 steps: FD 2.50 +- 0.20 over seeds 123, 124, 125 (2.30, 2.50, 2.70)")
+    assert "floor 1.25 (ratio 2.00 +- 0.16)" in line
+    one = {k: v for k, v in three.items() if k not in ("eval_seeds", "fd_sd", "fd_seeds", "eval_sampler")}
+    assert models.fd_record(one).startswith("ancestral, n = 1000, 1000 steps: FD 2.50 (one draw, seed 123), floor")

@@ -1,7 +1,8 @@
 """The course's named models: a registry of specs, their lifecycle, and one file per model family.
 
     registry.py          ModelSpec, register, get, compatible
-    lifecycle.py         train_model (with the warm restart), load, load_required, load_or_train, sample, time_steps
+    lifecycle.py         train_model (with the warm restart), evaluate_model, load, load_required, load_or_train,
+                         sample, time_steps
     moons.py             moons-ddpm (chapter 1) and moons-ncsn (chapter 2)
     sde1d.py             sde-1d, the VP-SDE on a 1D mixture with exact scores (chapter 5)
     mnist_common.py      MNIST images, the generators' U-Net and budget, digit evaluation (chapters 6-8)
@@ -16,11 +17,11 @@ The command line (`python -m helpers`) and the notebooks use the names re-export
 """
 
 from .registry import REGISTRY, ModelSpec, compatible, get, register
-from .lifecycle import (draw_samples, expected_training_minutes, load, load_or_train, load_required, sample,
-                        time_steps, train_model)
+from .lifecycle import (draw_samples, evaluate_model, expected_training_minutes, load, load_or_train,
+                        load_required, sample, time_steps, train_model)
 from .moons import MOONS_NOISE, ddpm_schedule, moons_quality, moons_reference, ncsn_sigmas
 from .sde1d import sde1d_process, sde1d_quality, sde1d_score, sde1d_score_error
-from .mnist_common import train_images as mnist_train_images
+from .mnist_common import fd_record, train_images as mnist_train_images
 from .mnist_classifier import augment_digits
 from .mnist_ddpm import DDPM_PROCESS
 from .mnist_vpsde import vpsde_process

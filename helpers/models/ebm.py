@@ -158,7 +158,7 @@ def ebm_2d_experiment(data_name: str = "moons", process: dict | None = None, tra
     return Experiment(model.eval(), cfg, records, time.perf_counter() - start, diverged)
 
 
-def _mnist_evaluator(model, cfg, device, required):
+def _mnist_evaluator(model, cfg, device, required, resume_dir=None, progress=False):
     """ebm-mnist's manifest metrics: `mnist_quality` of eval_n prior samples (seed 123) and the posterior
     reconstruction MSE (pixels in [0, 1]) of the first eval_n test digits."""
     tc = cfg["train"]

@@ -1,7 +1,8 @@
 """How a named model is trained, stored, loaded and sampled: the functions the chapters and the command
-line call (`python -m helpers train | sample | time`).
+line call (`python -m helpers train | evaluate | sample | time`).
 
     train_model     train with the budget of a mode (and its warm restart), save with a manifest entry
+    evaluate_model  measure a stored model's manifest metrics again (resumable), weights unchanged
     load            a hash-checked checkpoint, built and loaded; CheckpointError saying what to do
     load_required   the other models a spec `requires`, loaded explicitly
     load_or_train   the shipped checkpoint; a fast training when it is missing; a full training only on request
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
+import pickle
 import platform
 import time
 from collections.abc import Sequence
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import accel, checkpoints, config, distributed, nets, scores
@@ -166,7 +169,8 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
         except CheckpointError as err:
             print(f"{name}: no metrics measured: {err}")
         else:
-            metrics = spec.evaluate(model, cfg, dev, required)
+            metrics = spec.evaluate(model, cfg, dev, required, resume_dir=folder if save else None,
+                                    progress=progress)
     entry = {"mode": mode, "metrics": metrics,
              "train_steps": tc["steps"] + (restart["steps"] if restart else 0), "train_seconds": round(seconds, 1),
              "final_loss": float(np.mean(result.losses[-500:])),
@@ -176,6 +180,31 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
         checkpoints.save_model(folder, name, model.state_dict(), cfg, entry, dtype=spec.store_dtype)
         entry = checkpoints.read_manifest(folder)["models"][name]
     return model, entry, result
+
+
+def evaluate_model(name: str, device: str | torch.device | None = None, folder: str | Path | None = None,
+                   progress: bool = True) -> dict:
+    """Measure a stored model's manifest metrics again, without training, and write them into its entry.
+
+    The spec's `evaluate` runs on the checkpoint of `folder` (default: config.checkpoint_dir()) with the
+    config it was trained with; the entry keeps its weights, hash and training record and gains eval_date,
+    eval_hardware, eval_seconds and eval_torch. For when an evaluation protocol changes (the MNIST
+    generators' FD over three seeds). Long sampling keeps resume files in `folder`, so a stopped
+    evaluation goes on where it stopped. Raises CheckpointError for a missing or altered checkpoint, or a
+    missing required model (mnist-eval). Returns the new entry.
+    """
+    spec = get(name)
+    dev = _device(device)
+    folder = Path(folder) if folder is not None else config.checkpoint_dir()
+    model, entry = load(name, dev, folder)
+    required = load_required(spec, dev)
+    start = time.perf_counter()
+    metrics = spec.evaluate(model, entry["config"], dev, required, resume_dir=folder, progress=progress)
+    entry = {**entry, "metrics": metrics, "eval_date": datetime.date.today().isoformat(),
+             "eval_hardware": _hardware(dev), "eval_seconds": round(time.perf_counter() - start, 1),
+             "eval_torch": torch.__version__}
+    checkpoints.write_entry(folder, name, entry)
+    return entry
 
 
 def expected_training_minutes(name: str, mode: str = "full") -> float:
@@ -216,7 +245,8 @@ def load_or_train(name: str, mode: str | None = None, device: str | torch.device
 
 def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: int | None,
                  generator: torch.Generator, device: torch.device, sampler: str | None = None,
-                 chunk: int | None = None, progress: bool = False, guidance: tuple | None = None) -> np.ndarray:
+                 chunk: int | None = None, progress: bool = False, guidance: tuple | None = None,
+                 resume: str | Path | None = None) -> np.ndarray:
     """n samples of `model` with its named `sampler`, as float32 numpy in the data's own coordinates.
 
     Sampled `chunk` at a time (default: spec.sample_chunk on a CPU, where larger batches run slower per
@@ -225,31 +255,71 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
     On a GPU (`config.fast_path`) the model is put in channels_last with TF32 matmuls (`accel.prepare`).
     guidance: (classifier, label, scale) for a model with `guided_by` (chapter 8); ConfigError otherwise.
     label is a class index or (n,) indices, one per sample (each chunk gets its own slice).
+    resume: a file that keeps the finished chunks and the generator's state after each chunk (a long run on
+    a CPU: an hour for 1000 MNIST digits of 1000 steps). A rerun with the same model weights, n, steps,
+    sampler, chunks and generator state reads it and draws only the rest, giving the same samples as one
+    run; a file written for anything else is ignored and replaced. The file stays when the run ends (a
+    second rerun reads every chunk from it); the caller removes it. Not with guidance.
     """
     fn = spec.sampler(sampler)
     if guidance is not None and spec.guided_by is None:
         raise ConfigError(f"{spec.name} has no classifier-guided sampling")
+    if guidance is not None and resume is not None:
+        raise ConfigError("resume is for unguided sampling only")
     extra = {"guidance": guidance} if guidance is not None else {}
     accel.prepare(model, config.fast_path(device))  # channels_last and TF32 on a GPU; sampling stays fp32
     if chunk is None and spec.sample_chunk is not None:
         chunk = spec.sample_chunk if device.type == "cpu" else 1000
     sizes = [min(chunk, n - k) for k in range(0, n, chunk)] if chunk else [n]
+    out: list[Tensor] = []
+    if resume is not None:
+        resume = Path(resume)
+        key = _run_key(model, spec.name, n, steps, sampler, sizes, generator.get_state())
+        out = _read_chunks(resume, key, generator)
+        if out and progress:
+            print(f"resumed from {resume}: {len(out)} of {len(sizes)} batches already drawn", flush=True)
     bar = tqdm(desc=f"sampling {spec.name} ({sampler or spec.default_sampler}), {n} in {len(sizes)} batches",
-               unit="step", mininterval=1.0) if progress else None
+               unit="step", mininterval=1.0) if progress and len(out) < len(sizes) else None
     if bar is not None:
-        bar.batches = len(sizes)  # `samplers.kernels.step_range` sets the total from the first batch's steps
-    out = []
+        bar.batches = len(sizes) - len(out)  # `samplers.kernels.step_range` sets the total from the first batch
     try:
-        for start, size in zip(range(0, n, max(sizes)), sizes):
+        for start, size in list(zip(range(0, n, max(sizes)), sizes))[len(out):]:
             if guidance is not None and torch.as_tensor(guidance[1]).ndim == 1:  # one label per sample
                 extra = {"guidance": (guidance[0], guidance[1][start:start + size], guidance[2])}
             x, _ = fn(model, cfg, (size,) + tuple(spec.sample_shape), steps, generator, device,
                       progress=bar if bar is not None else False, **extra)
             out.append(x.detach().cpu())
+            if resume is not None:
+                checkpoints.save_torch({"key": key, "chunks": out, "generator": generator.get_state()}, resume)
     finally:
         if bar is not None:
             bar.close()
     return np.asarray(spec.to_data(torch.cat(out), cfg), dtype=np.float32)
+
+
+def _run_key(model: nn.Module, *parts) -> str:
+    """sha256 of a sampling run's settings (`parts`, e.g. n, steps, the generator's state) and the model's
+    weights: what `draw_samples`' resume file must match before its chunks are reused."""
+    digest = hashlib.sha256(repr([p.tolist() if isinstance(p, Tensor) else p for p in parts]).encode())
+    for name, value in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _read_chunks(path: Path, key: str, generator: torch.Generator) -> list[Tensor]:
+    """The chunks a resume file holds for the run `key`, with `generator` set to its state after them; []
+    when the file is missing, unreadable or from another run."""
+    if not path.exists():
+        return []
+    try:
+        saved = checkpoints.load_torch(path)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):  # unreadable: draw those chunks again
+        return []
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        return []
+    generator.set_state(saved["generator"])
+    return list(saved["chunks"])
 
 
 def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: int = 0,

@@ -40,7 +40,7 @@ def _batches(cfg: dict):
     return draw
 
 
-def _evaluate(model, cfg, device, required):
+def _evaluate(model, cfg, device, required, resume_dir=None, progress=False):
     floor = metrics.mnist_fd_floor(model, 1000)
     return {"test_accuracy": round(metrics.mnist_test_accuracy(model, device), 4), "fd_floor_n1000": round(floor, 4)}
 

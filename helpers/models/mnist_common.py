@@ -8,13 +8,16 @@ Budgets, measured with one CPU thread (OMP_NUM_THREADS=1) on the course's 2-core
   mnist-ddpm,  full: 12,000 steps of batch 64 (12.8 epochs) of a 0.69 M-parameter U-Net (16, 32, 64
   mnist-vpsde  channels), 0.33-0.45 s a step on one CPU thread (72 minutes measured; FD 3.3 x its floor),
                then a warm restart of 6,000 steps at lr 3e-4 (34 minutes; FD 2.2 x and 3.0 x), then the
-               FD at n = 1000 with 1000 sampling steps (about 30 minutes): a CPU budget, since no GPU was
-               lent when the checkpoints were made; a GPU runs the same budget in minutes.
+               FD at n = 1000 with 1000 sampling steps for each of three seeds (about 30 minutes a seed):
+               a CPU budget, since no GPU was lent when the checkpoints were made; a GPU runs the same
+               budget in minutes. `python -m helpers evaluate NAME` measures the FD again, resumably.
                fast: 30 steps of batch 32, about 5 s, a smoke test that yields noise.
                Sampling: about 1.6 ms per image per step at batch 64 on one CPU thread.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,14 +70,59 @@ def prior_images(shape: tuple, generator: torch.Generator, device) -> Tensor:
     return torch.randn(shape, generator=generator).to(device)
 
 
-def image_evaluator(name: str, sampler: str | None = None):
+EVAL_SEEDS = (123, 124, 125)  # the manifest's FD of an MNIST generator: mean and sd over these draws
+
+
+def image_evaluator(name: str, sampler: str | None = None, seeds: tuple[int, ...] = EVAL_SEEDS):
     """An `evaluate` for an MNIST generator: `metrics.mnist_quality` of eval_n samples drawn with eval_steps
-    steps (seed 123) in the features of the required `mnist-eval` classifier."""
-    def evaluate(model, cfg, device, required):
+    steps, once per seed in `seeds`, in the features of the required `mnist-eval` classifier.
+
+    One draw of n = 1000 is not a measurement (chapter 7 met two seeds 0.8 floors apart), so the metrics give
+    fd and class_tv as means over the seeds, fd_sd (sd over the seeds, ddof = 1), fd_seeds and
+    class_tv_seeds (one value per seed), fd_floor and class_tv_floor (real digits at the same n), and the
+    first seed's class_histogram. resume_dir: a folder for one `draw_samples` resume file per seed
+    (NAME.eval-SEED.resume.pt), so a stopped evaluation goes on where it stopped; they are removed at the end.
+    """
+    def evaluate(model, cfg, device, required, resume_dir=None, progress=False):
         tc = cfg["train"]
-        x = draw_samples(get(name), model, cfg, tc["eval_n"], tc["eval_steps"], config.generator(123), device,
-                         sampler)
-        q = metrics.mnist_quality(x, required["mnist-eval"])
-        return {"eval_steps": tc["eval_steps"], **({"eval_sampler": sampler} if sampler else {}),
-                **{k: round(v, 4) if isinstance(v, float) else v for k, v in q.items()}}
+        files = [Path(resume_dir) / f"{name}.eval-{seed}.resume.pt" if resume_dir else None for seed in seeds]
+        runs = [metrics.mnist_quality(draw_samples(get(name), model, cfg, tc["eval_n"], tc["eval_steps"],
+                                                   config.generator(seed), device, sampler, progress=progress,
+                                                   resume=file), required["mnist-eval"])
+                for seed, file in zip(seeds, files)]
+        for file in files:
+            if file is not None:
+                file.unlink(missing_ok=True)
+        fd, tv = [q["fd"] for q in runs], [q["class_tv"] for q in runs]
+        out = {"eval_steps": tc["eval_steps"], "eval_sampler": sampler or get(name).default_sampler,
+               "eval_seeds": list(seeds), "n": runs[0]["n"], "fd": float(np.mean(fd)),
+               "fd_sd": float(np.std(fd, ddof=1)) if len(fd) > 1 else 0.0, "fd_seeds": fd,
+               "fd_floor": runs[0]["fd_floor"], "class_tv": float(np.mean(tv)), "class_tv_seeds": tv,
+               "class_tv_floor": runs[0]["class_tv_floor"], "class_histogram": runs[0]["class_histogram"]}
+        return {k: _rounded(v) for k, v in out.items()}
     return evaluate
+
+
+def fd_record(stored: dict) -> str:
+    """One line for the manifest metrics of an MNIST generator (chapters 6 and 7 show it as a record):
+    sampler, n, steps, FD (mean +- sd over the seeds and each seed's value, or one draw for an entry measured
+    before the seeds), the floor and their ratio, class TV and its floor."""
+    seeds = stored.get("eval_seeds")
+    if seeds:
+        fd = (f"FD {stored['fd']:.2f} +- {stored['fd_sd']:.2f} over seeds {', '.join(map(str, seeds))} "
+              f"({', '.join(f'{v:.2f}' for v in stored['fd_seeds'])})")
+        ratio = f"ratio {stored['fd'] / stored['fd_floor']:.2f} +- {stored['fd_sd'] / stored['fd_floor']:.2f}"
+    else:
+        fd, ratio = f"FD {stored['fd']:.2f} (one draw, seed 123)", f"ratio {stored['fd'] / stored['fd_floor']:.2f}"
+    return (f"{stored.get('eval_sampler', 'ancestral')}, n = {stored['n']}, {stored['eval_steps']} steps: {fd}, "
+            f"floor {stored['fd_floor']:.2f} ({ratio}); class TV {stored['class_tv']:.3f}, "
+            f"floor {stored['class_tv_floor']:.3f}")
+
+
+def _rounded(value):
+    """Floats (alone or in a list) to 4 decimals, for the manifest; anything else as it is."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value

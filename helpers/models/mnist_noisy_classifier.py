@@ -93,7 +93,7 @@ def noisy_accuracy(model: nn.Module, t: float, n: int = 10_000, seed: int = 0,
     return correct / min(n, len(labels))
 
 
-def _evaluate(model, cfg, device, required):
+def _evaluate(model, cfg, device, required, resume_dir=None, progress=False):
     _, eps = vpsde_process(get("mnist-vpsde").config)
     out = {"test_accuracy": round(noisy_accuracy(model, eps, device=device), 4)}
     for t in ACCURACY_TIMES:

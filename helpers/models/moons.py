@@ -85,7 +85,7 @@ def _ncsn_annealed(model, cfg, shape, steps, generator, device, keep_every=0, pr
 def moons_evaluator(name: str):
     """The manifest metrics of a model of moons (chapters 1, 2, 4): `moons_quality` of 2000 samples
     (seed 123, default steps)."""
-    def evaluate(model, cfg, device, required):
+    def evaluate(model, cfg, device, required, resume_dir=None, progress=False):
         x = draw_samples(get(name), model, cfg, 2000, None, config.generator(123), device)
         return {k: float(f"{v:.3g}") for k, v in moons_quality(x, cfg["process"]["noise"]).items()}
     return evaluate

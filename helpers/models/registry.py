@@ -33,8 +33,10 @@ class ModelSpec:
 
     build(cfg) -> nn.Module (one module; a model of several networks holds them as submodules);
     batches(cfg) -> draw(generator) -> batch; loss(cfg) -> loss_fn(model, batch, generator) -> scalar;
-    evaluate(model, cfg, device, required) -> dict of metrics stored in the manifest, where `required`
-        maps each name in `requires` to its loaded model;
+    evaluate(model, cfg, device, required, resume_dir=None, progress=False) -> dict of metrics stored in
+        the manifest, where `required` maps each name in `requires` to its loaded model; an evaluation
+        that samples for long keeps its resume files in resume_dir and shows progress bars when asked
+        (the MNIST generators'); the others, a few seconds long, ignore both;
     samplers: named samplers (`ModelSampler`), the first being the default; empty for a model that
         does not sample (a classifier);
     sample_shape: the shape of one sample in model coordinates, e.g. (2,) or (1, 28, 28);

@@ -93,7 +93,7 @@ def _reverse(method: str):
     return run
 
 
-def _evaluate(model, cfg, device, required):
+def _evaluate(model, cfg, device, required, resume_dir=None, progress=False):
     tc = cfg["train"]
     x = draw_samples(get("sde-1d"), model, cfg, tc["eval_n"], tc["eval_steps"], config.generator(0), device)
     out = sde1d_quality(x, cfg)
