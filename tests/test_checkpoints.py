@@ -267,9 +267,9 @@ def test_evaluate_model_measures_three_seeds_and_keeps_the_weights(tmp_checkpoin
     shipped = config.REPO_ROOT / "checkpoints"
     (tmp_checkpoints / "mnist-eval.pt").write_bytes((shipped / "mnist-eval.pt").read_bytes())
     checkpoints.write_entry(tmp_checkpoints, "mnist-eval", checkpoints.read_manifest(shipped)["models"]["mnist-eval"])
-    spec = models.get("mnist-ddpm")  # 10 training steps; 3 x 64 digits of 4 sampling steps
+    spec = models.get("mnist-ddpm")  # 5 training steps; 3 x 32 digits of 2 sampling steps
     monkeypatch.setitem(models.REGISTRY, "mnist-ddpm", dataclasses.replace(
-        spec, fast={**spec.fast, "steps": 10, "eval_n": 64, "eval_steps": 4}))
+        spec, fast={**spec.fast, "steps": 5, "eval_n": 32, "eval_steps": 2}))
     _, trained, _ = models.train_model("mnist-ddpm", "fast", "cpu", progress=False, evaluate=False)
     code = cli.main(["evaluate", "mnist-ddpm", "--device", "cpu", "--no-progress"])
     assert code == 0, capsys.readouterr().err

@@ -86,10 +86,14 @@ def image_evaluator(name: str, sampler: str | None = None, seeds: tuple[int, ...
     def evaluate(model, cfg, device, required, resume_dir=None, progress=False):
         tc = cfg["train"]
         files = [Path(resume_dir) / f"{name}.eval-{seed}.resume.pt" if resume_dir else None for seed in seeds]
-        runs = [metrics.mnist_quality(draw_samples(get(name), model, cfg, tc["eval_n"], tc["eval_steps"],
-                                                   config.generator(seed), device, sampler, progress=progress,
-                                                   resume=file), required["mnist-eval"])
-                for seed, file in zip(seeds, files)]
+        runs = []
+        for k, (seed, file) in enumerate(zip(seeds, files)):
+            if progress:
+                print(f"{name}: FD of {tc['eval_n']} samples of {tc['eval_steps']} steps, seed {seed} "
+                      f"({k + 1} of {len(seeds)})", flush=True)
+            x = draw_samples(get(name), model, cfg, tc["eval_n"], tc["eval_steps"], config.generator(seed), device,
+                             sampler, progress=progress, resume=file)
+            runs.append(metrics.mnist_quality(x, required["mnist-eval"]))
         for file in files:
             if file is not None:
                 file.unlink(missing_ok=True)
