@@ -8,9 +8,10 @@ Budgets, measured with one CPU thread (OMP_NUM_THREADS=1) on the course's 2-core
   mnist-ddpm,  full: 12,000 steps of batch 64 (12.8 epochs) of a 0.69 M-parameter U-Net (16, 32, 64
   mnist-vpsde  channels), 0.33-0.45 s a step on one CPU thread (72 minutes measured; FD 3.3 x its floor),
                then a warm restart of 6,000 steps at lr 3e-4 (34 minutes; FD 2.2 x and 3.0 x), then the
-               FD at n = 1000 with 1000 sampling steps for each of three seeds (about 30 minutes a seed):
-               a CPU budget, since no GPU was lent when the checkpoints were made; a GPU runs the same
-               budget in minutes. `python -m helpers evaluate NAME` measures the FD again, resumably.
+               FD at n = 1000 with 1000 sampling steps for each of three seeds (30 minutes for one seed
+               on a free core on 21 November; 70-80 minutes a seed on 29 November, one evaluation on each
+               core): a CPU budget, since no GPU was lent when the checkpoints were made; a GPU runs the
+               same budget in minutes. `python -m helpers evaluate NAME` measures the FD again, resumably.
                fast: 30 steps of batch 32, about 5 s, a smoke test that yields noise.
                Sampling: about 1.6 ms per image per step at batch 64 on one CPU thread.
 """
