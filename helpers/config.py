@@ -12,6 +12,7 @@ the seed; nothing else in `helpers` reads `os.environ`.
 | `COURSE_DEVICE`        | `cpu`, `cuda`, `cuda:1`, ... (`auto`: cuda when available) | `auto`                      |
 | `COURSE_SEED`          | base seed of every chapter                                 | `0`                         |
 | `COURSE_FAST_PATH`     | `1`: bf16 autocast and channels_last in training (`accel`)  | `auto`: on a GPU, off on CPU |
+| `COURSE_COMPILE`       | `1`: `torch.compile` the network in `models.draw_samples`   | `0`                         |
 | `RANK`, `LOCAL_RANK`, `WORLD_SIZE` | set by `torchrun` for data-parallel training (`distributed`) | one process   |
 """
 
@@ -95,6 +96,18 @@ def fast_path(device_: torch.device) -> bool:
     if value not in ("auto", "0", "1"):
         raise ConfigError(f"COURSE_FAST_PATH must be auto, 0 or 1, got {value!r}")
     return device_.type == "cuda" if value == "auto" else value == "1"
+
+
+def compile_sampling() -> bool:
+    """Whether `models.draw_samples` runs the network through `torch.compile` (`COURSE_COMPILE`: 0 or 1).
+
+    Off by default: the first call compiles for a minute or two. It pays on long CPU runs (`python -m
+    helpers evaluate`: 1.3x faster U-Net sampling here, book/appendix_performance.md); outputs agree with
+    the eager network to about 1e-6, not bit for bit."""
+    value = os.environ.get("COURSE_COMPILE", "0").strip().lower()
+    if value not in ("0", "1"):
+        raise ConfigError(f"COURSE_COMPILE must be 0 or 1, got {value!r}")
+    return value == "1"
 
 
 def seed() -> int:

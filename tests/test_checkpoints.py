@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from helpers import checkpoints, cli, config, models, nets, training
+from helpers.errors import ConfigError
 
 
 def _tiny():
@@ -257,6 +258,33 @@ def test_sampling_killed_midway_resumes_to_the_same_samples(tmp_path, monkeypatc
     assert np.array_equal(_moons_draw(resume), straight) and saves == [1, 2, 3]  # every chunk read back
     other = _moons_draw(resume, seed=1)
     assert np.array_equal(other, _moons_draw(seed=1)) and not np.array_equal(other, straight)
+
+
+def test_compiled_sampling_calls_torch_compile_s_module_and_reads_eager_resume_files(tmp_path, monkeypatch):
+    """COURSE_COMPILE=1: draw_samples runs the network through what torch.compile returns (a recording
+    stand-in here; a real compilation takes minutes), and an eager run's resume file still matches, since its
+    key reads the weights, not the wrapper. Any other value is refused."""
+    calls = []
+
+    class Recording(nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module  # like torch.compile's OptimizedModule, its state_dict keys gain a prefix
+
+        def forward(self, *args):
+            calls.append(args[0].shape[0])
+            return self.module(*args)
+    monkeypatch.setattr(torch, "compile", Recording)
+    monkeypatch.delenv("COURSE_COMPILE", raising=False)
+    resume = tmp_path / "s.resume.pt"
+    eager = _moons_draw(resume, n=100)
+    assert not calls
+    monkeypatch.setenv("COURSE_COMPILE", "1")
+    assert np.array_equal(_moons_draw(resume, n=100), eager) and not calls  # every chunk read back
+    assert np.array_equal(_moons_draw(n=100), eager) and calls == [50] * 10  # 2 chunks of 5 steps
+    monkeypatch.setenv("COURSE_COMPILE", "yes")
+    with pytest.raises(ConfigError, match="COURSE_COMPILE"):
+        _moons_draw(n=100)
 
 
 @pytest.mark.usefixtures("mnist")

@@ -253,6 +253,7 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
     image, 1000 on a GPU; all n at once when the spec sets none). The chunks share `generator`, so the
     result depends on the chunk size but not on timing. progress: one bar (stderr) over all steps.
     On a GPU (`config.fast_path`) the model is put in channels_last with TF32 matmuls (`accel.prepare`).
+    With `COURSE_COMPILE=1` (`config.compile_sampling`) the network runs through `torch.compile`.
     guidance: (classifier, label, scale) for a model with `guided_by` (chapter 8); ConfigError otherwise.
     label is a class index or (n,) indices, one per sample (each chunk gets its own slice).
     resume: a file that keeps the finished chunks and the generator's state after each chunk (a long run on
@@ -268,6 +269,7 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
         raise ConfigError("resume is for unguided sampling only")
     extra = {"guidance": guidance} if guidance is not None else {}
     accel.prepare(model, config.fast_path(device))  # channels_last and TF32 on a GPU; sampling stays fp32
+    net = torch.compile(model) if config.compile_sampling() else model  # the resume key reads `model`
     if chunk is None and spec.sample_chunk is not None:
         chunk = spec.sample_chunk if device.type == "cpu" else 1000
     sizes = [min(chunk, n - k) for k in range(0, n, chunk)] if chunk else [n]
@@ -286,7 +288,7 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
         for start, size in list(zip(range(0, n, max(sizes)), sizes))[len(out):]:
             if guidance is not None and torch.as_tensor(guidance[1]).ndim == 1:  # one label per sample
                 extra = {"guidance": (guidance[0], guidance[1][start:start + size], guidance[2])}
-            x, _ = fn(model, cfg, (size,) + tuple(spec.sample_shape), steps, generator, device,
+            x, _ = fn(net, cfg, (size,) + tuple(spec.sample_shape), steps, generator, device,
                       progress=bar if bar is not None else False, **extra)
             out.append(x.detach().cpu())
             if resume is not None:
