@@ -260,7 +260,7 @@ def test_sampling_killed_midway_resumes_to_the_same_samples(tmp_path, monkeypatc
     assert np.array_equal(other, _moons_draw(seed=1)) and not np.array_equal(other, straight)
 
 
-def test_compiled_sampling_calls_torch_compile_s_module_and_reads_eager_resume_files(tmp_path, monkeypatch):
+def test_compiled_sampling_goes_through_torch_compile_and_reads_eager_resume_files(tmp_path, monkeypatch):
     """COURSE_COMPILE=1: draw_samples runs the network through what torch.compile returns (a recording
     stand-in here; a real compilation takes minutes), and an eager run's resume file still matches, since its
     key reads the weights, not the wrapper. Any other value is refused."""
