@@ -89,6 +89,30 @@ class VPSDE:
         """sigma(t) = sqrt(1 - alpha(t)^2) = sqrt(1 - exp(-B(t))), shaped like t (expm1 keeps small t exact)."""
         return torch.sqrt(-torch.expm1(-self.beta_integral(t)))
 
+    def log_snr(self, t) -> Tensor:
+        """lambda(t) = log(alpha(t) / sigma(t)) = -1/2 log(e^B(t) - 1), shaped like t; +inf at t = 0.
+
+        Half the log signal-to-noise ratio, the time variable of DDIM and DPM-Solver (Lu et al. 2022, sec. 3.1):
+        it falls from +inf at t = 0 to lambda(1) = -5.0 for the default beta's. Chapter 7.
+        """
+        return -0.5 * torch.log(torch.expm1(self.beta_integral(t)))
+
+    def time_of_log_snr(self, lam) -> Tensor:
+        """The inverse of `log_snr`: t(lambda) in [0, 1], shaped like lam (Lu et al. 2022, appendix).
+
+        alpha^2 + sigma^2 = 1 gives B(t) = log(1 + e^(-2 lambda)) = softplus(-2 lambda); then t solves
+        beta_min t + 1/2 (beta_max - beta_min) t^2 = B, written as t = 2B / (beta_min + sqrt(beta_min^2 +
+        2 (beta_max - beta_min) B)) so that it holds for a constant beta too. ValueError if some lambda lies below
+        lambda(1) (no time of [0, 1] has it).
+        """
+        lam = lam if isinstance(lam, Tensor) else torch.as_tensor(lam, dtype=torch.float64)
+        b = torch.nn.functional.softplus(-2.0 * lam)
+        d = self.beta_max - self.beta_min
+        t = 2.0 * b / (self.beta_min + torch.sqrt(self.beta_min**2 + 2.0 * d * b))
+        if t.numel() and bool(t.max() > 1.0 + 1e-9):
+            raise ValueError(f"lam must be >= lambda(1) = {float(self.log_snr(1.0)):.4f}, got {float(lam.min()):.4f}")
+        return t.clamp(max=1.0)
+
     # -- the transition kernel p_t(x_t | x_0)
     def marginal(self, x0: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """Mean (B, ...) and std (B, 1, ...) of p_t(x_t | x_0) = N(alpha(t) x0, sigma(t)^2 I) (appendix B).
