@@ -13,6 +13,8 @@ Sampling paths (image-steps/s of a fixed-shape reverse step x <- x + a * model(x
     batch x4       the same at four times the chunk
     cuda graph     the whole step captured once and replayed (CUDA only)
     compile        torch.compile of the step (with --compile, or on CUDA)
+With --samplers: seconds to draw 128 digits with each named sampler of mnist-vpsde at its default step count
+(`sampler_rows`), and each one's time over the 1000-step samplers'.
 Each figure is the median of `repeats` timings of `steps` calls after warm-up calls; compile times are
 reported apart. On CUDA the achieved TFLOP/s (FLOPs counted by torch.utils.flop_counter) is set against
 the device's dense bf16 peak where the table below knows it. A path that is unavailable here (no CUDA, no
@@ -256,6 +258,36 @@ def run(device: torch.device, steps: int = 5, compile_: bool | None = None,
             for r in group:
                 r.ratio = r.rate / base if r.rate else None
             rows += group
+    return rows
+
+
+SAMPLER_BENCH = ("dpm2m", "ddim", "ancestral", "em")  # mnist-vpsde's samplers timed by `bench --samplers`
+
+
+def sampler_rows(device: torch.device, n: int = 128, name: str = "mnist-vpsde",
+                 which: tuple[str, ...] = SAMPLER_BENCH, steps: dict[str, int] | None = None) -> list[Row]:
+    """Seconds to draw n digits with each named sampler of `name`, side by side on `device`: a row per sampler
+    at its default step count (`steps` overrides some), rate in digits/s, and `ratio` = its time over the
+    slowest one's (the 1000-step samplers'): dpm2m's ratio is the fraction of the 1000-step time it needs
+    (chapter 7). The U-Net is freshly built (the time does not depend on the weights); n = 128 is one CPU
+    chunk (`mnist_common.CPU_CHUNK`) and 1000 digits are drawn as 8 of them, so the ratios hold for 1000.
+    """
+    spec, cfg, net = _build(name, device)
+    net.eval()
+    sync = _synchronize(device)
+    rows, times = [], {}
+    for sampler in which:
+        sync()
+        start = time.perf_counter()
+        _, traj = spec.sampler(sampler)(net, cfg, (n,) + tuple(spec.sample_shape), (steps or {}).get(sampler),
+                                        torch.Generator().manual_seed(0), device)
+        sync()
+        times[sampler] = time.perf_counter() - start
+        rows.append(Row(name, f"sample {n} digits", sampler, n / times[sampler], "digits/s",
+                        note=f"{traj.nfev} network calls a digit, {times[sampler]:.1f} s"))
+    slowest = max(times.values())
+    for r in rows:
+        r.ratio = times[r.path] / slowest
     return rows
 
 

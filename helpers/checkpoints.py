@@ -6,17 +6,20 @@ Layout of the checkpoint folder (`config.checkpoint_dir()`, shipped in the repos
       manifest.json          {"models": {name: entry}}; entry = file, sha256, config, mode, metrics, ...
       moons-ddpm.pt          {"model": state_dict, "config": config}; loaded with weights_only=True
       moons-ddpm.resume.pt   optimizer, step and RNG state while training runs (git-ignored)
+      manifest.json.lock     empty; `write_entry` holds an exclusive flock on it (git-ignored)
 
 A file whose sha256 differs from its manifest entry is refused with `CheckpointError`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ import torch
 from .errors import CheckpointError
 
 MANIFEST = "manifest.json"
+MANIFEST_LOCK = MANIFEST + ".lock"  # beside the manifest; write_entry's read-modify-write holds it
 ENTRY_KEYS = ("file", "sha256", "config")  # what every manifest entry holds (save_model writes them)
 
 
@@ -86,13 +90,38 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
+@contextmanager
+def _manifest_lock(folder: Path):
+    """Hold an exclusive fcntl.flock on `folder/manifest.json.lock` (created if missing) inside the block.
+
+    The lock file is never deleted: unlinking it while another process waits on it would let a third process
+    lock a new file of the same name, and two writers would run at once. The kernel drops the lock when the
+    file is closed, also when the process dies.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / MANIFEST_LOCK, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def write_entry(folder: str | Path, name: str, entry: dict) -> None:
-    """Set the manifest entry of `name` (atomically, keeping the other entries)."""
-    manifest = read_manifest(folder)
-    manifest["models"][name] = entry
-    manifest["models"] = dict(sorted(manifest["models"].items()))
-    text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
-    _atomic_write(Path(folder) / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+    """Set the manifest entry of `name` (atomically, keeping the other entries).
+
+    The read, the change and the atomic rename run under an exclusive lock on `folder/manifest.json.lock`:
+    without it two processes finishing together (two trainings, or `train` and `evaluate`) both read the old
+    manifest and the second rename drops the first one's entry. The lock is advisory (fcntl.flock): it orders
+    writers that go through this function, on one machine; readers need none, as the rename is atomic.
+    """
+    folder = Path(folder)
+    with _manifest_lock(folder):
+        manifest = read_manifest(folder)
+        manifest["models"][name] = entry
+        manifest["models"] = dict(sorted(manifest["models"].items()))
+        text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+        _atomic_write(folder / MANIFEST, lambda tmp: Path(tmp).write_text(text))
 
 
 def save_model(folder: str | Path, name: str, state_dict: dict, config: dict, entry: dict,

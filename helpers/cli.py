@@ -2,12 +2,14 @@
 
     python -m helpers list
     python -m helpers train MODEL [--fast] [--device D]
-    python -m helpers evaluate MODEL [--device D]   (measure a checkpoint's manifest metrics again, resumably)
+    python -m helpers evaluate MODEL [--device D] [--sampler S --steps N]
+                                            (measure a checkpoint's manifest metrics again, resumably)
     python -m helpers sample MODEL --n N --out FILE.npy [--steps S] [--seed K] [--sampler NAME]
                                    [--label Y [--scale G]]   (classifier guidance, mnist-vpsde: chapter 8)
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
     python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model unet|mlp|both]
+    python -m helpers bench --samplers [--n N]   (seconds per sampler at its default steps, side by side)
     python -m helpers scramble MODEL --out DIR   (a copy of the checkpoints, one model's weights permuted)
     python -m helpers notebooks [--mode fast|full] [--jobs J] [--out DIR] [CHAPTER ...]   (re-execute the book)
     torchrun --nproc-per-node N -m helpers train MODEL       (data-parallel: helpers/distributed.py)
@@ -87,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model")
     e.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    e.add_argument("--sampler", default=None,
+                   help="measure this sampler instead of the headline's (MNIST generators: kept under by_sampler)")
+    e.add_argument("--steps", type=_positive_int, default=None, help="with it, this many steps")
     s = sub.add_parser("sample", help="write samples of a trained model to a .npy file")
     s.add_argument("model")
     s.add_argument("--n", type=_positive_int, required=True, help="number of samples")
@@ -119,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="include torch.compile (default: on CUDA only; it takes minutes on a CPU)")
     b.add_argument("--model", choices=["unet", "mlp", "both"], default="both",
                    help="the MNIST U-Net, the 2D MLP, or both (default)")
+    b.add_argument("--samplers", action="store_true",
+                   help="instead: seconds to draw --n digits with each mnist-vpsde sampler at its default steps")
+    b.add_argument("--n", type=_positive_int, default=128, help="digits drawn with --samplers (default 128)")
     n = sub.add_parser("notebooks", help="re-execute the chapters (in place, or into --out) in fast or full mode")
     n.add_argument("chapters", nargs="*", help="chapter prefixes, e.g. 05 07 (default: every chapter)")
     n.add_argument("--mode", choices=["fast", "full"], default="fast")
@@ -144,6 +152,10 @@ def _bench(args) -> int:
     from . import bench, config
 
     device = config.device(args.device)
+    if args.samplers:
+        print(f"bench --samplers on {bench.describe(device)}")
+        print(bench.table(bench.sampler_rows(device, args.n), device).replace("vs eager", "time / slowest"))
+        return 0
     which = {"unet": ("mnist U-Net",), "mlp": ("2D MLP",)}.get(args.model, tuple(bench.MODELS))
     rows = bench.run(device, args.steps, args.compile, which)
     print(f"bench on {bench.describe(device)}; fast path by default here: {config.fast_path(device)}")
@@ -274,9 +286,16 @@ def _run(args) -> int:
     if args.command == "train":
         return _train(spec, args)
     if args.command == "evaluate":
-        entry = models.evaluate_model(spec.name, args.device, progress=not args.no_progress)
-        print(f"{spec.name}: evaluated in {entry['eval_seconds']:.0f} s on {entry['eval_hardware']}; "
-              f"metrics {json.dumps(entry['metrics'])}")
+        entry = models.evaluate_model(spec.name, args.device, progress=not args.no_progress, sampler=args.sampler,
+                                      steps=args.steps)
+        if args.sampler is None and args.steps is None:
+            print(f"{spec.name}: evaluated in {entry['eval_seconds']:.0f} s on {entry['eval_hardware']}; "
+                  f"metrics {json.dumps({k: v for k, v in entry['metrics'].items() if k != 'by_sampler'})}")
+        else:
+            key = f"{args.sampler or entry['metrics']['eval_sampler']}-{args.steps or entry['metrics']['eval_steps']}"
+            m = entry["metrics"]["by_sampler"][key]
+            print(f"{spec.name}: {key} evaluated in {m['eval_seconds']:.0f} s on {m['eval_hardware']}; "
+                  f"metrics {json.dumps({k: v for k, v in m.items() if not k.startswith('eval_')})}")
         return 0
     out = Path(args.out)
     if out.suffix != ".npy":

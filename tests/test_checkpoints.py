@@ -3,6 +3,7 @@ load_or_train, evaluate_model."""
 
 import dataclasses
 import json
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -67,6 +68,32 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         checkpoints.save_torch({"x": Unpicklable()}, path)
     assert torch.equal(checkpoints.load_torch(path)["x"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+def _write_entries(folder, prefix, n, barrier):
+    """Worker of the test below: write entries prefix0 .. prefix{n-1}, one write_entry each."""
+    barrier.wait()
+    for i in range(n):
+        checkpoints.write_entry(folder, f"{prefix}{i}", {"file": f"{prefix}{i}.pt", "i": i})
+
+
+def test_concurrent_writers_lose_no_manifest_entry(tmp_path):
+    """Two processes, started together by a barrier, each write 50 entries into one manifest: all 100 are
+    there. Without write_entry's lock both read the same manifest and the later rename drops the other's entry
+    (with the lock removed, 5 runs of this test lost 46-50 of the 100 entries)."""
+    ctx = multiprocessing.get_context("fork")  # fork: no second torch import, the test takes under a second
+    n = 50
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_write_entries, args=(tmp_path, prefix, n, barrier)) for prefix in "ab"]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=60)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    names = set(checkpoints.read_manifest(tmp_path)["models"])
+    expected = {f"{prefix}{i}" for prefix in "ab" for i in range(n)}
+    assert names == expected, f"lost {len(expected - names)} of {len(expected)} entries"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "manifest.json.lock"]  # no .tmp left
 
 
 def _run(steps, resume_path=None, crash_at=None, record=None):
@@ -309,4 +336,38 @@ def test_evaluate_model_measures_three_seeds_and_keeps_the_weights(tmp_checkpoin
     assert m["fd"] == pytest.approx(np.mean(m["fd_seeds"]), abs=1e-3)
     assert m["fd_sd"] == pytest.approx(np.std(m["fd_seeds"], ddof=1), abs=1e-3) and m["fd_sd"] > 0
     assert entry["eval_hardware"].startswith("cpu") and entry["eval_seconds"] > 0
+    assert m["fd_floor_sd"] > 0 and m["fd_floor_mean"] > 0 and m["eval_sampler"] == "ancestral"
     assert not list(tmp_checkpoints.glob("*.resume.pt"))
+
+    # another sampler's FD is kept beside the headline's, which stays; a headline evaluation keeps it
+    code = cli.main(["evaluate", "mnist-ddpm", "--device", "cpu", "--no-progress", "--sampler", "dpm2m", "--steps", "3"])
+    assert code == 0, capsys.readouterr().err
+    assert "mnist-ddpm: dpm2m-3 evaluated in" in capsys.readouterr().out
+    after = checkpoints.read_manifest(tmp_checkpoints)["models"]["mnist-ddpm"]
+    fast = after["metrics"]["by_sampler"]["dpm2m-3"]
+    assert fast["eval_sampler"] == "dpm2m" and fast["eval_steps"] == 3 and len(fast["fd_seeds"]) == 3
+    assert fast["eval_seconds"] > 0 and fast["fd_seeds"] != m["fd_seeds"]
+    assert {k: v for k, v in after["metrics"].items() if k != "by_sampler"} == m
+    assert models.evaluate_model("mnist-ddpm", "cpu", progress=False)["metrics"]["by_sampler"] == {"dpm2m-3": fast}
+    assert cli.main(["evaluate", "mnist-ddpm", "--sampler", "nope", "--steps", "3"]) == 2
+    assert cli.main(["evaluate", "moons-ddpm", "--steps", "3"]) == 2
+
+
+@pytest.mark.usefixtures("mnist")
+def test_evaluate_keeps_its_resume_files_until_the_entry_is_written(tmp_checkpoints, monkeypatch):
+    """A crash while the manifest entry is written leaves the sampled seeds on disk for a rerun."""
+    shipped = config.REPO_ROOT / "checkpoints"
+    for name in ("mnist-eval", "mnist-ddpm"):
+        (tmp_checkpoints / f"{name}.pt").write_bytes((shipped / f"{name}.pt").read_bytes())
+        entry = checkpoints.read_manifest(shipped)["models"][name]
+        if name == "mnist-ddpm":  # 16 digits a seed: the evaluation reads eval_n from the entry's config
+            entry = {**entry, "config": {**entry["config"], "train": {**entry["config"]["train"], "eval_n": 16}}}
+        checkpoints.write_entry(tmp_checkpoints, name, entry)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoints, "write_entry", crash)
+    with pytest.raises(OSError, match="disk full"):
+        models.evaluate_model("mnist-ddpm", "cpu", progress=False, sampler="dpm2m", steps=2)
+    assert len(list(tmp_checkpoints.glob("mnist-ddpm.eval-dpm2m-2-*.resume.pt"))) == 3

@@ -111,6 +111,19 @@ def test_ddim_keeps_the_forward_marginals_for_every_eta(eta):
         assert abs(got_var - std**2) < 4 * std**2 * math.sqrt(2 / (n - 1)) + 1e-12
 
 
+def test_stochastic_dpm_solver_is_ddim_with_eta_one_where_the_data_prediction_is_constant():
+    """With data that is one point, x0_theta is the same at every step, the second-order term vanishes, and
+    SDE-DPM-Solver++(2M) takes DDIM's eta = 1 steps: the same numbers from the same generator state."""
+    schedule = DDPMSchedule(T=20, beta_1=0.01, beta_T=0.3)
+    process = DiscreteVP(schedule)
+    x = torch.randn(500, 1, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    a, _ = samplers.ddim(point_score(0.8, process), process, x, 12, torch.Generator().manual_seed(5), eta=1.0,
+                         schedule="logsnr", t_end=1 / 20, denoise=True)
+    b, _ = samplers.dpm_solver_pp_2m(point_score(0.8, process), process, x, 12, torch.Generator().manual_seed(5),
+                                     schedule="logsnr", t_end=1 / 20, denoise=True, stochastic=True)
+    assert torch.allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
 def test_ddim_with_eta_one_is_the_ddpm_posterior_step():
     """From one x_T (all 40,000 chains at the same point), one eta = 1 step draws q(x_{T-1} | x_T, x_0):
     mean sqrt(alpha_bar_{T-1}) beta_T / (1 - alpha_bar_T) x_0 + sqrt(alpha_T) (1 - alpha_bar_{T-1}) / (1 - alpha_bar_T) x_T

@@ -98,3 +98,10 @@ def test_a_compile_that_fails_is_listed_as_skipped_with_its_reason():
     assert rows[1].note.startswith("skipped: pass --compile")
     bench._compile_row(rows, skipped, nn.Linear(2, 2), True, lambda net: None, lambda net, note: timed.append(note))
     assert len(rows) == 2 and timed == ["compiled in 0 s"]  # time_it appends the measured row itself
+
+
+def test_bench_samplers_times_each_sampler_and_sets_it_against_the_slowest():
+    rows = bench.sampler_rows(torch.device("cpu"), n=2, which=("dpm2m", "em"), steps={"em": 40})
+    assert [r.path for r in rows] == ["dpm2m", "em"]
+    assert all(r.rate > 0 for r in rows) and max(r.ratio for r in rows) == 1.0
+    assert rows[0].note.startswith("20 network calls") and rows[1].note.startswith("40 network calls")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime
 import hashlib
+import inspect
 import pickle
 import platform
 import time
@@ -179,31 +180,59 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
     if save and main:
         checkpoints.save_model(folder, name, model.state_dict(), cfg, entry, dtype=spec.store_dtype)
         entry = checkpoints.read_manifest(folder)["models"][name]
+        _remove_eval_resume_files(folder, name)  # only now: the entry that holds their result is written
     return model, entry, result
 
 
+def _remove_eval_resume_files(folder: Path, name: str) -> None:
+    """Remove the resume files an evaluation of `name` left in `folder` (named NAME.eval-*.resume.pt)."""
+    for file in Path(folder).glob(f"{name}.eval-*.resume.pt"):
+        file.unlink(missing_ok=True)
+
+
 def evaluate_model(name: str, device: str | torch.device | None = None, folder: str | Path | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, sampler: str | None = None, steps: int | None = None) -> dict:
     """Measure a stored model's manifest metrics again, without training, and write them into its entry.
 
     The spec's `evaluate` runs on the checkpoint of `folder` (default: config.checkpoint_dir()) with the
     config it was trained with; the entry keeps its weights, hash and training record and gains eval_date,
     eval_hardware, eval_seconds and eval_torch. For when an evaluation protocol changes (the MNIST
     generators' FD over three seeds). Long sampling keeps resume files in `folder`, so a stopped
-    evaluation goes on where it stopped. Raises CheckpointError for a missing or altered checkpoint, or a
-    missing required model (mnist-eval). Returns the new entry.
+    evaluation goes on where it stopped; they are removed only after the entry is written (atomically).
+    sampler, steps: measure another sampler or step count than the headline's (an MNIST generator's fast
+    solvers, chapter 7); the result goes to the entry's metrics["by_sampler"]["SAMPLER-STEPS"], with its
+    own eval_date, eval_hardware and eval_seconds, and the headline metrics stay. A headline evaluation
+    keeps the by_sampler records too.
+    Raises CheckpointError for a missing or altered checkpoint, or a missing required model (mnist-eval);
+    ConfigError for a sampler the model lacks, or a model whose evaluation has no sampler choice.
+    Returns the new entry.
     """
     spec = get(name)
+    choice = {}
+    if sampler is not None or steps is not None:
+        if "sampler" not in inspect.signature(spec.evaluate).parameters:
+            raise ConfigError(f"{name}'s evaluation has no choice of sampler or steps")
+        if steps is not None and (not isinstance(steps, int) or steps < 1):
+            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        if sampler is not None:
+            spec.sampler(sampler)  # ConfigError naming the model's samplers
+        choice = {"sampler": sampler, "steps": steps}  # None: the headline's sampler or steps
     dev = _device(device)
     folder = Path(folder) if folder is not None else config.checkpoint_dir()
     model, entry = load(name, dev, folder)
     required = load_required(spec, dev)
     start = time.perf_counter()
-    metrics = spec.evaluate(model, entry["config"], dev, required, resume_dir=folder, progress=progress)
-    entry = {**entry, "metrics": metrics, "eval_date": datetime.date.today().isoformat(),
-             "eval_hardware": _hardware(dev), "eval_seconds": round(time.perf_counter() - start, 1),
-             "eval_torch": torch.__version__}
+    measured = spec.evaluate(model, entry["config"], dev, required, resume_dir=folder, progress=progress, **choice)
+    record = {"eval_date": datetime.date.today().isoformat(), "eval_hardware": _hardware(dev),
+              "eval_seconds": round(time.perf_counter() - start, 1), "eval_torch": torch.__version__}
+    by_sampler = dict(entry.get("metrics", {}).get("by_sampler", {}))
+    if choice:
+        by_sampler[f"{measured['eval_sampler']}-{measured['eval_steps']}"] = {**measured, **record}
+        entry = {**entry, "metrics": {**entry.get("metrics", {}), "by_sampler": by_sampler}}
+    else:
+        entry = {**entry, "metrics": {**measured, **({"by_sampler": by_sampler} if by_sampler else {})}, **record}
     checkpoints.write_entry(folder, name, entry)
+    _remove_eval_resume_files(folder, name)  # only now: the entry that holds their result is written
     return entry
 
 

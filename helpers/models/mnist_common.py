@@ -74,35 +74,41 @@ def prior_images(shape: tuple, generator: torch.Generator, device) -> Tensor:
 EVAL_SEEDS = (123, 124, 125)  # the manifest's FD of an MNIST generator: mean and sd over these draws
 
 
-def image_evaluator(name: str, sampler: str | None = None, seeds: tuple[int, ...] = EVAL_SEEDS):
-    """An `evaluate` for an MNIST generator: `metrics.mnist_quality` of eval_n samples drawn with eval_steps
-    steps, once per seed in `seeds`, in the features of the required `mnist-eval` classifier.
+def image_evaluator(name: str, sampler: str, seeds: tuple[int, ...] = EVAL_SEEDS):
+    """An `evaluate` for an MNIST generator: `metrics.mnist_quality` of eval_n samples drawn with `sampler` and
+    eval_steps steps (or the sampler and steps it is called with), once per seed in `seeds`, in the features
+    of the required `mnist-eval` classifier.
 
     One draw of n = 1000 is not a measurement (chapter 7 met two seeds 0.8 floors apart), so the metrics give
     fd and class_tv as means over the seeds, fd_sd (sd over the seeds, ddof = 1), fd_seeds and
-    class_tv_seeds (one value per seed), fd_floor and class_tv_floor (real digits at the same n), and the
+    class_tv_seeds (one value per seed), fd_floor and class_tv_floor (real digits at the same n), the floor's
+    spread over five reference draws (fd_floor_mean, fd_floor_sd: `metrics.mnist_fd_floor_spread`), and the
     first seed's class_histogram. resume_dir: a folder for one `draw_samples` resume file per seed
-    (NAME.eval-SEED.resume.pt), so a stopped evaluation goes on where it stopped; they are removed at the end.
+    (NAME.eval-SAMPLER-STEPS-SEED.resume.pt), so a stopped evaluation goes on where it
+    stopped; `lifecycle` removes them once the manifest entry is written, so a crash between
+    the two loses nothing.
     """
-    def evaluate(model, cfg, device, required, resume_dir=None, progress=False):
+    default_sampler = sampler
+
+    def evaluate(model, cfg, device, required, resume_dir=None, progress=False, sampler=None, steps=None):
         tc = cfg["train"]
-        files = [Path(resume_dir) / f"{name}.eval-{seed}.resume.pt" if resume_dir else None for seed in seeds]
+        sampler, steps = sampler or default_sampler, steps or tc["eval_steps"]
+        files = [Path(resume_dir) / f"{name}.eval-{sampler}-{steps}-{seed}.resume.pt" if resume_dir else None
+                 for seed in seeds]
         runs = []
         for k, (seed, file) in enumerate(zip(seeds, files)):
             if progress:
-                print(f"{name}: FD of {tc['eval_n']} samples of {tc['eval_steps']} steps, seed {seed} "
+                print(f"{name}: FD of {tc['eval_n']} samples of {steps} {sampler} steps, seed {seed} "
                       f"({k + 1} of {len(seeds)})", flush=True)
-            x = draw_samples(get(name), model, cfg, tc["eval_n"], tc["eval_steps"], config.generator(seed), device,
+            x = draw_samples(get(name), model, cfg, tc["eval_n"], steps, config.generator(seed), device,
                              sampler, progress=progress, resume=file)
             runs.append(metrics.mnist_quality(x, required["mnist-eval"]))
-        for file in files:
-            if file is not None:
-                file.unlink(missing_ok=True)
         fd, tv = [q["fd"] for q in runs], [q["class_tv"] for q in runs]
-        out = {"eval_steps": tc["eval_steps"], "eval_sampler": sampler or get(name).default_sampler,
-               "eval_seeds": list(seeds), "n": runs[0]["n"], "fd": float(np.mean(fd)),
-               "fd_sd": float(np.std(fd, ddof=1)) if len(fd) > 1 else 0.0, "fd_seeds": fd,
-               "fd_floor": runs[0]["fd_floor"], "class_tv": float(np.mean(tv)), "class_tv_seeds": tv,
+        floor_mean, floor_sd = metrics.mnist_fd_floor_spread(required["mnist-eval"], runs[0]["n"])
+        out = {"eval_steps": steps, "eval_sampler": sampler, "eval_seeds": list(seeds), "n": runs[0]["n"],
+               "fd": float(np.mean(fd)), "fd_sd": float(np.std(fd, ddof=1)) if len(fd) > 1 else 0.0,
+               "fd_seeds": fd, "fd_floor": runs[0]["fd_floor"], "fd_floor_mean": floor_mean,
+               "fd_floor_sd": floor_sd, "class_tv": float(np.mean(tv)), "class_tv_seeds": tv,
                "class_tv_floor": runs[0]["class_tv_floor"], "class_histogram": runs[0]["class_histogram"]}
         return {k: _rounded(v) for k, v in out.items()}
     return evaluate
@@ -111,7 +117,8 @@ def image_evaluator(name: str, sampler: str | None = None, seeds: tuple[int, ...
 def fd_record(stored: dict) -> str:
     """One line for the manifest metrics of an MNIST generator (chapters 6 and 7 show it as a record):
     sampler, n, steps, FD (mean +- sd over the seeds and each seed's value, or one draw for an entry measured
-    before the seeds), the floor and their ratio, class TV and its floor."""
+    before the seeds), the floor and their ratio, class TV and its floor. `stored` is the entry's metrics,
+    or one of its `by_sampler` records (`evaluate --sampler S --steps N`)."""
     seeds = stored.get("eval_seeds")
     if seeds:
         fd = (f"FD {stored['fd']:.2f} +- {stored['fd_sd']:.2f} over seeds {', '.join(map(str, seeds))} "

@@ -1,13 +1,17 @@
 """`mnist-ddpm`: a DDPM noise predictor (small U-Net) on MNIST in [-1, 1], read as a score model. Chapter 6.
 
-Two named samplers: "ancestral", the DDPM's own chain (Ho et al. 2020, Algorithm 2), and "em", the network
-read as a score model s(x, t) = -eps(x, i / T) / sqrt(1 - alpha_bar_i) (`scores.ddpm_score`) in the reverse
-VP-SDE with beta(t) = T beta_{tT} (`sde.discrete_beta_range`), by Euler-Maruyama from t = 1 to t = eps.
+Four named samplers: "dpm2m" (the default) and "ddim", the probability-flow ODE in a few steps on the DDPM's own
+steps i / T (`schedules.DiscreteVP`: DDIM as its paper runs it, eta = 0 and steps uniform in i, and
+DPM-Solver++(2M) with steps uniform in log-SNR), each ending on a step to t = 0 that returns the denoised guess;
+"ancestral", the DDPM's own chain (Ho et al. 2020, Algorithm 2); and "em", the network read as a score model
+s(x, t) = -eps(x, i / T) / sqrt(1 - alpha_bar_i) (`scores.ddpm_score`) in the reverse VP-SDE with
+beta(t) = T beta_{tT} (`sde.discrete_beta_range`), by Euler-Maruyama from t = 1 to t = eps.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
@@ -15,10 +19,29 @@ from .. import losses, samplers, scores
 from .. import sde as vpsde
 from .mnist_common import (CPU_CHUNK, DIGIT_SHAPE, GENERATOR_FAST, GENERATOR_TRAIN, UNET_ARCH, build_unet,
                            digits_to_data, image_batches, image_evaluator, prior_images)
+from ..schedules import DiscreteVP
 from .moons import ddpm_schedule
 from .registry import ModelSpec, register
 
 DDPM_PROCESS = {"T": 1000, "beta_1": 1e-4, "beta_T": 0.02}
+
+
+def _solver(method: str, default_steps: int, schedule: str):
+    """A named sampler for `samplers.ddim` (eta = 0) or `samplers.dpm_solver_pp_2m` on the DDPM's grid
+    (`schedules.DiscreteVP`): `steps` network calls (default `default_steps`) at times i / T placed by
+    `schedule`, from i = T to i = 1, then a step to t = 0 that returns the data prediction."""
+    solve = {"ddim": samplers.ddim, "dpm2m": samplers.dpm_solver_pp_2m,
+             "sde-dpm2m": functools.partial(samplers.dpm_solver_pp_2m, stochastic=True)}[method]
+
+    def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+        sched = ddpm_schedule(cfg)
+        score = scores.ddpm_score(model, (1.0 - sched.alpha_bars).sqrt())
+        return solve(score, DiscreteVP(sched), prior_images(shape, generator, device), steps or default_steps,
+                     generator, schedule=schedule, t_end=1.0 / sched.T, denoise=True, keep_every=keep_every,
+                     progress=progress)
+
+    run.__doc__ = f"{method} on the DDPM's steps, {default_steps} by default, {schedule} schedule."
+    return run
 
 
 def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
@@ -41,7 +64,9 @@ register(ModelSpec(
     config={"arch": dict(UNET_ARCH), "process": dict(DDPM_PROCESS), "train": copy.deepcopy(GENERATOR_TRAIN)},
     fast=dict(GENERATOR_FAST), build=build_unet, batches=image_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
-    evaluate=image_evaluator("mnist-ddpm"), samplers={"ancestral": _ancestral, "em": _em},
+    evaluate=image_evaluator("mnist-ddpm", "ancestral"),
+    samplers={"dpm2m": _solver("dpm2m", 20, "logsnr"), "sde-dpm2m": _solver("sde-dpm2m", 20, "logsnr"),
+              "ddim": _solver("ddim", 50, "time"), "ancestral": _ancestral, "em": _em},
     sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
     store_dtype=torch.float16,
 ))

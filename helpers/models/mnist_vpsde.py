@@ -2,9 +2,12 @@
 t ~ U(eps, 1) on the SDE that continues the DDPM's schedule (beta(i / T) = T beta_i; `sde.discrete_beta_range`).
 Chapter 7.
 
-Four named samplers, each from x_1 ~ N(0, I): "em" (reverse SDE to t = eps), "ancestral" (to t = 0),
-"ode" (probability-flow ODE, Heun: 2 network calls a step) and "pc" (reverse-SDE predictor and one
-Langevin corrector step with the config's snr; 2 network calls a step).
+Six named samplers, each from x_1 ~ N(0, I): "dpm2m" (the default: DPM-Solver++(2M), the probability-flow ODE in
+a few steps uniform in log-SNR), "ddim" (DDIM, eta = 0, steps uniform in t), "em" (reverse SDE to t = eps),
+"ancestral" (to t = 0), "ode" (probability-flow ODE, Heun: 2 network calls a step) and "pc" (reverse-SDE
+predictor and one Langevin corrector step with the config's snr; 2 network calls a step). The default step
+counts are the config's `sample.steps`; those of the two fast solvers come from chapter 7's FD-against-calls
+measurement.
 Each also samples p_t(x | y) with classifier guidance (`guidance=(classifier, label, scale)`, chapter 8):
 `mnist-noisy-classifier` guides it, at the config's `guidance_scale` unless a scale is given.
 """
@@ -12,6 +15,7 @@ Each also samples p_t(x | y) with classifier guidance (`guidance=(classifier, la
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
@@ -46,7 +50,27 @@ def _start(model, cfg, shape, steps, generator, device, method, guidance=None):
     score = scores.eps_score(model, sde_)
     if guidance is not None:
         score = scores.guided_score(score, *guidance)
-    return score, sde_, eps, prior_images(shape, generator, device), steps or s["steps"][method], s
+    return score, sde_, eps, prior_images(shape, generator, device), steps or s.get("steps", {}).get(method), s
+
+
+def _solver(method: str, default_steps: int, schedule: str):
+    """A named sampler for `samplers.ddim` (eta = 0) or `samplers.dpm_solver_pp_2m` (ODE, or SDE for
+    "sde-dpm2m") on the VP-SDE, from t = 1 to eps, `steps` network calls (default `default_steps`) placed by
+    `schedule` (`samplers.solver_times`)."""
+    solve = {"ddim": samplers.ddim, "dpm2m": samplers.dpm_solver_pp_2m,
+             "sde-dpm2m": functools.partial(samplers.dpm_solver_pp_2m, stochastic=True)}[method]
+
+    def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
+        score, sde_, eps, x1, _, _ = _start(model, cfg, shape, 1, generator, device, method, guidance)
+        return solve(score, sde_, x1, steps or default_steps, generator, schedule=schedule, t_end=eps,
+                     keep_every=keep_every, progress=progress)
+
+    run.__doc__ = f"{method} from t = 1 to eps, {default_steps} steps by default, {schedule} schedule."
+    return run
+
+
+FAST_SAMPLERS = {"dpm2m": _solver("dpm2m", 20, "logsnr"), "sde-dpm2m": _solver("sde-dpm2m", 20, "logsnr"),
+                 "ddim": _solver("ddim", 50, "time")}
 
 
 def _em(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
@@ -81,8 +105,8 @@ register(ModelSpec(
                        "corrector_steps": 1, "guidance_scale": GUIDANCE_SCALE},
             "train": copy.deepcopy(GENERATOR_TRAIN)},
     fast=dict(GENERATOR_FAST), build=build_unet, batches=image_batches, loss=_loss,
-    evaluate=image_evaluator("mnist-vpsde", sampler="em"),
-    samplers={"em": _em, "ancestral": _ancestral, "ode": _ode, "pc": _pc},
+    evaluate=image_evaluator("mnist-vpsde", "em"),
+    samplers={**FAST_SAMPLERS, "em": _em, "ancestral": _ancestral, "ode": _ode, "pc": _pc},
     sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
     guided_by="mnist-noisy-classifier", store_dtype=torch.float16,
 ))

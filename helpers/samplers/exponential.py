@@ -9,7 +9,8 @@ the probability-flow ODE (Song et al. 2021, eq. 13) has the exact solution (Lu e
 the linear part is solved exactly, and only the integral of x0_theta is approximated:
     ddim                x0_theta constant over the step: x_t = alpha_t x0 + sigma_t eps   (first order; with
                         eta > 0 part of eps is replaced by fresh noise, eta = 1 is the DDPM posterior step)
-    dpm_solver_pp_2m    x0_theta linear in lambda, its slope from the previous step's x0   (second order)
+    dpm_solver_pp_2m    x0_theta linear in lambda, its slope from the previous step's x0   (second order;
+                        stochastic=True: the same for the reverse SDE, SDE-DPM-Solver++(2M))
 Both take a score function and a process with `alpha`, `marginal_std` and `log_snr` (`sde.VPSDE`, or a DDPM's
 own steps as `schedules.DiscreteVP`), so one implementation serves mnist-ddpm, mnist-vpsde and guidance (a
 guided score is a score). Times come from `timesteps.solver_times`: uniform in t, in lambda or EDM's rho = 7.
@@ -88,16 +89,22 @@ def ddim(score: ScoreFn, process, x: Tensor, steps: int, generator: torch.Genera
 @torch.no_grad()
 def dpm_solver_pp_2m(score: ScoreFn, process, x: Tensor, steps: int, generator: torch.Generator | None = None,
                      schedule: str = "logsnr", t_end: float = EPS, denoise: bool = False,
-                     lower_order_final: bool = True, keep_every: int = 0, progress=False) -> tuple[Tensor, Trajectory]:
+                     lower_order_final: bool = True, stochastic: bool = False, keep_every: int = 0,
+                     progress=False) -> tuple[Tensor, Trajectory]:
     """DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2): multistep, second order, in data prediction. Chapters 6-8.
 
     From s to t with h = lambda_t - lambda_s, x0_k = x0_theta(x, s) and the previous step's x0_{k-1} and h_{k-1}:
         D   = (1 + 1/(2r)) x0_k - 1/(2r) x0_{k-1},   r = h_{k-1} / h      (D = x0_k on the first step)
         x_t = (sigma_t / sigma_s) x - alpha_t (e^(-h) - 1) D
     i.e. x0_theta extrapolated linearly in lambda to the middle of the step, one network call per step.
+    stochastic: the same multistep rule for the reverse SDE instead of the ODE (SDE-DPM-Solver++(2M), Lu et
+    al. 2022b, appendix; diffusers' "sde-dpmsolver++"),
+        x_t = (sigma_t / sigma_s) e^(-h) x - alpha_t (e^(-2h) - 1) D + sigma_t sqrt(1 - e^(-2h)) z,
+    which with D = x0_k is DDIM with eta = 1; z ~ N(0, I) from `generator`. Its samples follow the SDE's
+    marginals, whose errors the fresh noise washes out, where the ODE carries every error to the end.
     The last step is first order (D = x0_k) when it ends at sigma = 0 (denoise), or when lower_order_final
-    and fewer than 15 steps, as the paper recommends for few-step sampling. generator: unused (the ODE is
-    deterministic), taken for the common face. x: (B, ...) at t = 1. Returns (x at t_end or 0, Trajectory).
+    and fewer than 15 steps, as the paper recommends for few-step sampling. generator: unused by the ODE,
+    taken for the common face. x: (B, ...) at t = 1. Returns (x at t_end or 0, Trajectory).
     """
     ts = solver_times(process, steps, schedule, 1.0, t_end, denoise)
     n = len(ts) - 1
@@ -118,7 +125,11 @@ def dpm_solver_pp_2m(score: ScoreFn, process, x: Tensor, steps: int, generator: 
             if x0_prev is not None and not last_first_order:
                 r = h_prev / h
                 d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * x0_prev
-            x = (sig_t / sig_s) * x - a_t * math.expm1(-h) * d
+            if stochastic:
+                x = (sig_t / sig_s) * math.exp(-h) * x - a_t * math.expm1(-2.0 * h) * d
+                x = x + sig_t * math.sqrt(-math.expm1(-2.0 * h)) * noise_like(x, generator)
+            else:
+                x = (sig_t / sig_s) * x - a_t * math.expm1(-h) * d
             h_prev = h
         x0_prev = x0
         keeper.nfev += 1
