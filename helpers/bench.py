@@ -261,7 +261,7 @@ def run(device: torch.device, steps: int = 5, compile_: bool | None = None,
     return rows
 
 
-SAMPLER_BENCH = ("dpm2m", "ddim", "ancestral", "em")  # mnist-vpsde's samplers timed by `bench --samplers`
+SAMPLER_BENCH = ("dpm2m", "sde-dpm2m", "ddim", "em")  # mnist-vpsde's samplers timed by `bench --samplers`
 
 
 def sampler_rows(device: torch.device, n: int = 128, name: str = "mnist-vpsde",

@@ -31,7 +31,8 @@ TOLERANCE = 2e-4
 CASES = [("moons-ddpm", None, 4, 50), ("moons-ncsn", None, 4, 5),
          ("sde-1d", "sde", 4, 50), ("sde-1d", "euler", 4, 50), ("sde-1d", "heun", 4, 20),
          ("mnist-ddpm", "ancestral", 2, 10), ("mnist-ddpm", "em", 2, 10), ("mnist-ddpm", "dpm2m", 2, 10),
-         ("mnist-ddpm", "ddim", 2, 10), ("mnist-vpsde", "dpm2m", 2, 10), ("mnist-vpsde", "ddim", 2, 10),
+         ("mnist-ddpm", "ddim", 2, 10), ("mnist-ddpm", "sde-dpm2m", 2, 10), ("mnist-vpsde", "dpm2m", 2, 10),
+         ("mnist-vpsde", "ddim", 2, 10), ("mnist-vpsde", "sde-dpm2m", 2, 10),
          ("mnist-vpsde", "em", 2, 10), ("mnist-vpsde", "ancestral", 2, 10), ("mnist-vpsde", "ode", 2, 10),
          ("mnist-vpsde", "pc", 2, 10), ("ebm-2d", None, 4, 20), ("ebm-2d-gauss", None, 4, 20),
          ("ebm-mnist", None, 2, 10)]

@@ -2,12 +2,13 @@
 t ~ U(eps, 1) on the SDE that continues the DDPM's schedule (beta(i / T) = T beta_i; `sde.discrete_beta_range`).
 Chapter 7.
 
-Six named samplers, each from x_1 ~ N(0, I): "dpm2m" (the default: DPM-Solver++(2M), the probability-flow ODE in
-a few steps uniform in log-SNR), "ddim" (DDIM, eta = 0, steps uniform in t), "em" (reverse SDE to t = eps),
+Seven named samplers, each from x_1 ~ N(0, I): "sde-dpm2m" (the default: SDE-DPM-Solver++(2M), the reverse SDE in
+a few steps uniform in log-SNR), "dpm2m" (DPM-Solver++(2M), the same for the probability-flow ODE), "ddim" (DDIM,
+eta = 0, steps uniform in t), "em" (reverse SDE to t = eps),
 "ancestral" (to t = 0), "ode" (probability-flow ODE, Heun: 2 network calls a step) and "pc" (reverse-SDE
 predictor and one Langevin corrector step with the config's snr; 2 network calls a step). The default step
-counts are the config's `sample.steps`; those of the two fast solvers come from chapter 7's FD-against-calls
-measurement.
+counts are the config's `sample.steps`, and 20 network calls (50 for DDIM) for the few-step solvers, where chapter 7
+measures their FD against the 1000-step samplers'.
 Each also samples p_t(x | y) with classifier guidance (`guidance=(classifier, label, scale)`, chapter 8):
 `mnist-noisy-classifier` guides it, at the config's `guidance_scale` unless a scale is given.
 """
@@ -69,7 +70,7 @@ def _solver(method: str, default_steps: int, schedule: str):
     return run
 
 
-FAST_SAMPLERS = {"dpm2m": _solver("dpm2m", 20, "logsnr"), "sde-dpm2m": _solver("sde-dpm2m", 20, "logsnr"),
+FAST_SAMPLERS = {"sde-dpm2m": _solver("sde-dpm2m", 20, "logsnr"), "dpm2m": _solver("dpm2m", 20, "logsnr"),
                  "ddim": _solver("ddim", 50, "time")}
 
 
