@@ -314,7 +314,7 @@ def table(rows: list[Row], device: torch.device) -> str:
     head = "| model | task | path | throughput | vs eager | TFLOP/s | note |\n|---|---|---|---|---|---|---|"
     lines = [head]
     for r in rows:
-        rate = f"{r.rate:,.0f} {r.unit}" if r.rate else "-"
+        rate = (f"{r.rate:,.0f} {r.unit}" if r.rate >= 100 else f"{r.rate:.3g} {r.unit}") if r.rate else "-"
         ratio = f"{r.ratio:.2f}x" if r.ratio else "-"
         fl = "-" if r.tflops is None else (f"{r.tflops:.3g}" + (f" ({r.tflops / peak:.1%} of peak)" if peak else ""))
         lines.append(f"| {r.model} | {r.task} | {r.path} | {rate} | {ratio} | {fl} | {r.note} |")

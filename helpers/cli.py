@@ -154,7 +154,10 @@ def _bench(args) -> int:
     device = config.device(args.device)
     if args.samplers:
         print(f"bench --samplers on {bench.describe(device)}")
-        print(bench.table(bench.sampler_rows(device, args.n), device).replace("vs eager", "time / slowest"))
+        rows = bench.sampler_rows(device, args.n)
+        print(bench.table(rows, device).replace("vs eager", "time / slowest"))
+        for r in rows:
+            print(f"{r.path}: 1/{1 / r.ratio:.0f} of the slowest sampler's time" if r.ratio < 1 else f"{r.path}: the slowest")
         return 0
     which = {"unet": ("mnist U-Net",), "mlp": ("2D MLP",)}.get(args.model, tuple(bench.MODELS))
     rows = bench.run(device, args.steps, args.compile, which)

@@ -11,7 +11,6 @@ beta(t) = T beta_{tT} (`sde.discrete_beta_range`), by Euler-Maruyama from t = 1 
 from __future__ import annotations
 
 import copy
-import functools
 
 import torch
 
@@ -30,8 +29,7 @@ def _solver(method: str, default_steps: int, schedule: str):
     """A named sampler for `samplers.ddim` (eta = 0) or `samplers.dpm_solver_pp_2m` on the DDPM's grid
     (`schedules.DiscreteVP`): `steps` network calls (default `default_steps`) at times i / T placed by
     `schedule`, from i = T to i = 1, then a step to t = 0 that returns the data prediction."""
-    solve = {"ddim": samplers.ddim, "dpm2m": samplers.dpm_solver_pp_2m,
-             "sde-dpm2m": functools.partial(samplers.dpm_solver_pp_2m, stochastic=True)}[method]
+    solve = samplers.FEW_STEP_SOLVERS[method]
 
     def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
         sched = ddpm_schedule(cfg)

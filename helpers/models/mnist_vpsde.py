@@ -16,7 +16,6 @@ Each also samples p_t(x | y) with classifier guidance (`guidance=(classifier, la
 from __future__ import annotations
 
 import copy
-import functools
 
 import torch
 
@@ -58,8 +57,7 @@ def _solver(method: str, default_steps: int, schedule: str):
     """A named sampler for `samplers.ddim` (eta = 0) or `samplers.dpm_solver_pp_2m` (ODE, or SDE for
     "sde-dpm2m") on the VP-SDE, from t = 1 to eps, `steps` network calls (default `default_steps`) placed by
     `schedule` (`samplers.solver_times`)."""
-    solve = {"ddim": samplers.ddim, "dpm2m": samplers.dpm_solver_pp_2m,
-             "sde-dpm2m": functools.partial(samplers.dpm_solver_pp_2m, stochastic=True)}[method]
+    solve = samplers.FEW_STEP_SOLVERS[method]
 
     def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
         score, sde_, eps, x1, _, _ = _start(model, cfg, shape, 1, generator, device, method, guidance)

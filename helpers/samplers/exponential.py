@@ -19,6 +19,7 @@ Each returns (x, Trajectory) like every sampler of the course, one network call 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -135,3 +136,9 @@ def dpm_solver_pp_2m(score: ScoreFn, process, x: Tensor, steps: int, generator: 
         keeper.nfev += 1
         keeper(k + 1, t, x)
     return x, keeper.result()
+
+
+FEW_STEP_SOLVERS = {"ddim": ddim, "dpm2m": dpm_solver_pp_2m,
+                    "sde-dpm2m": functools.partial(dpm_solver_pp_2m, stochastic=True)}
+"""The few-step solvers by the names the MNIST models give them (`--sampler`): DDIM, DPM-Solver++(2M) on the
+ODE, and its SDE variant."""
