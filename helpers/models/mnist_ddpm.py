@@ -1,8 +1,8 @@
 """`mnist-ddpm`: a DDPM noise predictor (small U-Net) on MNIST in [-1, 1], read as a score model. Chapter 6.
 
 Five named samplers: "sde-dpm2m" (the default), "dpm2m" and "ddim", few-step solvers on the DDPM's own steps i / T
-(`schedules.DiscreteVP`: SDE-DPM-Solver++(2M) and DPM-Solver++(2M) with steps uniform in log-SNR, and DDIM as
-its paper runs it, eta = 0 and steps uniform in i), each ending on a step to t = 0 that returns the denoised guess;
+(`schedules.DiscreteVP`: SDE-DPM-Solver++(2M) with steps uniform in i, DPM-Solver++(2M) with steps uniform in
+log-SNR, and DDIM as its paper runs it, eta = 0 and steps uniform in i), each ending on a step to t = 0 that returns the denoised guess;
 "ancestral", the DDPM's own chain (Ho et al. 2020, Algorithm 2); and "em", the network read as a score model
 s(x, t) = -eps(x, i / T) / sqrt(1 - alpha_bar_i) (`scores.ddpm_score`) in the reverse VP-SDE with
 beta(t) = T beta_{tT} (`sde.discrete_beta_range`), by Euler-Maruyama from t = 1 to t = eps.
@@ -63,7 +63,7 @@ register(ModelSpec(
     fast=dict(GENERATOR_FAST), build=build_unet, batches=image_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
     evaluate=image_evaluator("mnist-ddpm", "ancestral"),
-    samplers={"sde-dpm2m": _solver("sde-dpm2m", 20, "logsnr"), "dpm2m": _solver("dpm2m", 20, "logsnr"),
+    samplers={"sde-dpm2m": _solver("sde-dpm2m", 20, "time"), "dpm2m": _solver("dpm2m", 20, "logsnr"),
               "ddim": _solver("ddim", 50, "time"), "ancestral": _ancestral, "em": _em},
     sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
     store_dtype=torch.float16,

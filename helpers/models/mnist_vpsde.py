@@ -3,8 +3,8 @@ t ~ U(eps, 1) on the SDE that continues the DDPM's schedule (beta(i / T) = T bet
 Chapter 7.
 
 Seven named samplers, each from x_1 ~ N(0, I): "sde-dpm2m" (the default: SDE-DPM-Solver++(2M), the reverse SDE in
-a few steps uniform in log-SNR), "dpm2m" (DPM-Solver++(2M), the same for the probability-flow ODE), "ddim" (DDIM,
-eta = 0, steps uniform in t), "em" (reverse SDE to t = eps),
+a few steps uniform in t), "dpm2m" (DPM-Solver++(2M), the probability-flow ODE in steps uniform in log-SNR), "ddim"
+(DDIM, eta = 0, steps uniform in t), "em" (reverse SDE to t = eps),
 "ancestral" (to t = 0), "ode" (probability-flow ODE, Heun: 2 network calls a step) and "pc" (reverse-SDE
 predictor and one Langevin corrector step with the config's snr; 2 network calls a step). The default step
 counts are the config's `sample.steps`, and 20 network calls (50 for DDIM) for the few-step solvers, where chapter 7
@@ -68,7 +68,7 @@ def _solver(method: str, default_steps: int, schedule: str):
     return run
 
 
-FAST_SAMPLERS = {"sde-dpm2m": _solver("sde-dpm2m", 20, "logsnr"), "dpm2m": _solver("dpm2m", 20, "logsnr"),
+FAST_SAMPLERS = {"sde-dpm2m": _solver("sde-dpm2m", 20, "time"), "dpm2m": _solver("dpm2m", 20, "logsnr"),
                  "ddim": _solver("ddim", 50, "time")}
 
 
