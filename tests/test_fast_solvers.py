@@ -210,3 +210,24 @@ def test_bad_inputs_are_refused_naming_the_argument(kwargs, argument):
     if argument != "eta":
         with pytest.raises(ValueError, match=argument):
             samplers.dpm_solver_pp_2m(exact_score(MIX, SDE), SDE, x, steps, None, **options)
+
+
+def test_a_step_much_longer_in_log_snr_than_the_last_is_taken_at_first_order():
+    """Steps uniform in t end on a step with r = h_prev / h < 1/2 (MIN_STEP_RATIO): DPM-Solver++(2M) takes it as
+    DDIM would, from the state before it; the steps before it (r >= 1/2) keep the second-order correction."""
+    x = torch.randn(50, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    score = exact_score(MIX, SDE)
+    ts = samplers.solver_times(SDE, 20, "time")
+    lam = SDE.log_snr(ts)
+    r = (lam.diff()[:-1] / lam.diff()[1:])
+    assert float(r[-1]) < 0.5 and bool((r[:-1] >= 0.5).all())
+    _, traj = samplers.dpm_solver_pp_2m(score, SDE, x, 20, None, schedule="time", keep_every=1)
+
+    def first_order(x_s, s, t):
+        a_s, s_s = float(SDE.alpha(s)), float(SDE.marginal_std(s))
+        a_t, s_t = float(SDE.alpha(t)), float(SDE.marginal_std(t))
+        x0 = samplers.data_prediction(score, x_s, float(s), a_s, s_s)
+        return a_t * x0 + s_t * (x_s - a_s * x0) / s_s
+
+    assert torch.allclose(traj.states[-1], first_order(traj.states[-2], ts[-2], ts[-1]), atol=1e-12)
+    assert not torch.allclose(traj.states[-2], first_order(traj.states[-3], ts[-3], ts[-2]), atol=1e-6)
