@@ -15,6 +15,7 @@ One module per concept, found by its file name:
     likelihood    bits/dim through the probability-flow ODE
     vlb           the DDPM's variational bound in bits/dim (chapter 6)
     training      the one training loop (seeded, resumable); checkpoints: atomic files and the manifest
+    tblog         TensorBoard logs of a training (`train --log-dir`) and `train --profile`
     accel         the fast path of training on a GPU: bf16 autocast, channels_last, TF32
     distributed   data-parallel training under torchrun (DistributedDataParallel, NCCL or gloo)
     bench         `python -m helpers bench`: eager loop against the faster paths, as ratios

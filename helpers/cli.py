@@ -1,17 +1,20 @@
 """Command line of the course: `python -m helpers list | train | sample | quality | time | bench | ...`.
 
     python -m helpers list
-    python -m helpers train MODEL [--fast] [--device D]
+    python -m helpers train MODEL [--fast] [--device D] [--log-dir DIR] [--profile]
+                                            (TensorBoard logs under DIR/MODEL; --profile: 5 steps, traced)
     python -m helpers evaluate MODEL [--device D] [--sampler S --steps N]
                                             (measure a checkpoint's manifest metrics again, resumably)
     python -m helpers sample MODEL --n N --out FILE.npy [--steps S] [--seed K] [--sampler NAME]
-                                   [--label Y [--scale G]]   (classifier guidance, mnist-vpsde: chapter 8)
+                                   [--label Y [--scale G]]   (guidance, chapter 8: mnist-vpsde by its classifier,
+                                                              gamma = G; mnist-cfg classifier-free, w = G)
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
     python -m helpers time MODEL [--steps S] [--device D]
     python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model unet|mlp|both]
     python -m helpers bench --samplers [--n N]   (seconds per sampler at its default steps, side by side)
     python -m helpers scramble MODEL --out DIR   (a copy of the checkpoints, one model's weights permuted)
-    python -m helpers notebooks [--mode fast|full] [--jobs J] [--out DIR] [CHAPTER ...]   (re-execute the book)
+    python -m helpers notebooks [--mode fast|full] [--jobs J] [--threads T] [--out DIR] [CHAPTER ...]
+                                            (re-execute the book)
     torchrun --nproc-per-node N -m helpers train MODEL       (data-parallel: helpers/distributed.py)
 
 Course errors (`errors.CourseError`: unknown model or sampler, missing or altered checkpoint, missing data,
@@ -84,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fast", action="store_true", help="the fast (CPU-minutes) budget instead of full")
     t.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    t.add_argument("--log-dir", default=None,
+                   help="write TensorBoard logs under DIR/MODEL (default: COURSE_LOG_DIR; none when unset)")
+    t.add_argument("--profile", action="store_true",
+                   help="instead of training: profile 5 steps, write the trace under the log folder and print "
+                        "the top operators")
     e = sub.add_parser("evaluate", help="measure a checkpoint's manifest metrics again (weights unchanged); "
                        "a stopped run resumes")
     e.add_argument("model")
@@ -101,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", default=None, help="sampler name, for models that have several")
     s.add_argument("--device", default=None)
     s.add_argument("--label", type=_digit, default=None,
-                   help="a digit 0-9: classifier-guided sampling of that class (mnist-vpsde, chapter 8)")
+                   help="a digit 0-9: guided sampling of that class (mnist-vpsde: classifier guidance; "
+                        "mnist-cfg: classifier-free; chapter 8)")
     s.add_argument("--scale", type=_scale, default=None,
-                   help="guidance scale gamma >= 0 (default: the model's recommended scale); needs --label")
+                   help="guidance scale >= 0: gamma for mnist-vpsde, w (gamma = 1 + w) for mnist-cfg "
+                        "(default: the model's recommended scale); needs --label")
     s.add_argument("--no-progress", action="store_true",
                    help="no progress bar (shown on stderr when it is a terminal)")
     q = sub.add_parser("quality", help="FD and class TV of MNIST samples against their floors (chapters 6-8)")
@@ -133,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--jobs", type=_positive_int, default=2, help="chapters executed at once (default 2)")
     n.add_argument("--out", default=None, help="a folder for the executed copies (default: in place)")
     n.add_argument("--timeout", type=_positive_int, default=7200, help="seconds per cell (default 7200)")
+    n.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch threads per kernel (default: cores // jobs; 1 while a training runs beside)")
     return p
 
 
@@ -140,7 +152,8 @@ def _notebooks(args) -> int:
     """`notebooks`: execute the chapters; status 1 if any failed."""
     from . import notebooks
 
-    results = notebooks.run(args.mode, args.chapters, args.jobs, Path(args.out) if args.out else None, args.timeout)
+    results = notebooks.run(args.mode, args.chapters, args.jobs, Path(args.out) if args.out else None, args.timeout,
+                            threads=args.threads)
     failed = [name for name, _, code in results if code]
     print(f"{len(results) - len(failed)} of {len(results)} chapters executed in {args.mode} mode"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -203,7 +216,7 @@ def _checkpoint_state(folder, spec, entry) -> str:
 
 def _quality(path: str) -> int:
     """Print metrics.mnist_quality of the digits in `path` (the manifest's FD, at the file's n)."""
-    from . import metrics
+    from . import metrics, models
 
     try:
         x = np.load(path)
@@ -215,7 +228,7 @@ def _quality(path: str) -> int:
         return _fail(f"{path!r} holds values in [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]; expected pixels in [0, 1]")
     if not 2 <= len(x) <= 10_000:
         return _fail(f"{path!r} holds {len(x)} digits; the quality metric needs between 2 and 10000")
-    q = metrics.mnist_quality(x, metrics.evaluation_classifier())
+    q = metrics.mnist_quality(x, models.evaluation_classifier())
     print(f"n = {q['n']}: FD {q['fd']:.4f}, floor {q['fd_floor']:.4f} (ratio {q['fd'] / q['fd_floor']:.3f}); "
           f"class TV {q['class_tv']:.4f}, floor {q['class_tv_floor']:.4f}")
     print(f"classes: {q['class_histogram']}")
@@ -224,13 +237,22 @@ def _quality(path: str) -> int:
 
 def _train(spec, args) -> int:
     """`train`: in one process, or data-parallel under `torchrun` (rank 0 prints and saves)."""
-    from . import config, distributed, models
+    from . import config, distributed, models, tblog
 
     mode = "fast" if args.fast else "full"
     device = config.device(args.device)
+    log_dir = args.log_dir if args.log_dir is not None else config.log_dir()
+    if log_dir is not None:
+        tblog.check_log_dir(log_dir)  # a file or an unwritable folder fails here, in one line, before any work
+    if args.profile:
+        table = models.profile_training(spec.name, mode, device, log_dir)
+        print(f"{spec.name} ({mode} budget): 5 training steps profiled on {device}; trace in "
+              f"{Path(log_dir) / spec.name / 'profile'} (tensorboard --logdir {log_dir})\n{table}")
+        return 0
     parallel = distributed.init_from_env(device)
     try:
-        _, entry, result = models.train_model(spec.name, mode, device, progress=not args.no_progress)
+        _, entry, result = models.train_model(spec.name, mode, device, progress=not args.no_progress,
+                                              log_dir=log_dir)
     finally:
         if parallel:
             distributed.dist.destroy_process_group()
@@ -308,9 +330,9 @@ def _run(args) -> int:
     spec.sampler(args.sampler)  # an unknown sampler, or a model without one, fails before loading
     if args.scale is not None and args.label is None:
         return _fail("--scale needs --label (the digit to guide towards)")
-    if args.label is not None and spec.guided_by is None:
-        return _fail(f"{spec.name} has no classifier-guided sampling; --label works with "
-                     f"{', '.join(n for n, s in sorted(models.REGISTRY.items()) if s.guided_by)}")
+    if args.label is not None and spec.guided_by is None and not spec.conditional:
+        return _fail(f"{spec.name} has no guided sampling; --label works with "
+                     f"{', '.join(n for n, s in sorted(models.REGISTRY.items()) if s.guided_by or s.conditional)}")
     model, _ = models.load(spec.name, args.device)
     x = models.sample(spec.name, model, args.n, args.steps, args.seed, args.device, sampler=args.sampler,
                       progress=not args.no_progress and sys.stderr.isatty(),  # a bar in a terminal, not in logs

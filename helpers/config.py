@@ -13,6 +13,7 @@ the seed; nothing else in `helpers` reads `os.environ`.
 | `COURSE_SEED`          | base seed of every chapter                                 | `0`                         |
 | `COURSE_FAST_PATH`     | `1`: bf16 autocast and channels_last in training (`accel`)  | `auto`: on a GPU, off on CPU |
 | `COURSE_COMPILE`       | `1`: `torch.compile` the network in `models.draw_samples`   | `0`                         |
+| `COURSE_LOG_DIR`       | folder of TensorBoard logs of every training (`tblog`)     | none: nothing is logged     |
 | `RANK`, `LOCAL_RANK`, `WORLD_SIZE` | set by `torchrun` for data-parallel training (`distributed`) | one process   |
 """
 
@@ -58,6 +59,12 @@ def allow_download() -> bool:
 def checkpoint_dir() -> Path:
     """Folder of the shipped checkpoints and `manifest.json` (`COURSE_CHECKPOINTS`)."""
     return Path(os.environ.get("COURSE_CHECKPOINTS", REPO_ROOT / "checkpoints")).expanduser().resolve()
+
+
+def log_dir() -> Path | None:
+    """Folder of TensorBoard logs of trainings (`COURSE_LOG_DIR`), or None: no logs."""
+    value = os.environ.get("COURSE_LOG_DIR", "").strip()
+    return Path(value).expanduser().resolve() if value else None
 
 
 def device(requested: str | None = None) -> torch.device:

@@ -46,18 +46,19 @@ def command(notebook: Path, out: Path | None, timeout: int) -> list[str]:
 
 
 def run(mode: str = "fast", names: list[str] | None = None, jobs: int = 2, out: Path | None = None,
-        timeout: int = 7200, book: Path = BOOK) -> list[tuple[str, float, int]]:
+        timeout: int = 7200, book: Path = BOOK, threads: int | None = None) -> list[tuple[str, float, int]]:
     """Execute the chapters of `book` in `mode`, `jobs` at a time; returns (notebook, seconds, exit status) each.
 
-    Each kernel runs with COURSE_MODE=mode and max(1, cores // jobs) threads; a failing chapter is reported
-    with the tail of its log and does not stop the others."""
+    Each kernel runs with COURSE_MODE=mode and `threads` torch threads (None: max(1, cores // jobs); give 1
+    while a training runs beside, on a 2-core machine); a failing chapter is reported with the tail of its
+    log and does not stop the others."""
     if mode not in ("fast", "full"):
         raise CourseError(f"mode must be 'fast' or 'full', got {mode!r}")
     if shutil.which("jupyter") is None and not _has_nbconvert():
         raise CourseError("jupyter nbconvert is not installed here: pip install -r requirements.txt")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    threads = str(threads or max(1, (os.cpu_count() or 1) // jobs))
     env = dict(os.environ, COURSE_MODE=mode, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
 
     def one(notebook: Path) -> tuple[str, float, int]:

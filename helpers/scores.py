@@ -90,6 +90,36 @@ def check_guidance(label, scale, classes: int | None = None) -> tuple[Tensor, fl
     return label.long(), scale
 
 
+def cfg_eps(model: Callable[..., Tensor], label: int | Tensor, w: float) -> Callable[[Tensor, Tensor], Tensor]:
+    """Classifier-free guidance: eps_w(x, t) = (1 + w) eps(x, t, y) - w eps(x, t, null). Chapter 8.
+
+    Ho and Salimans (2022, eq. 6). model(x (B, ...), t (B,), y (B,) or None) -> (B, ...): a label-conditional
+    noise predictor trained with the label dropped now and then (`nets.ConditionalUNet`, y = None for the
+    null label). Since eps = -sigma score, eps(x, t, y) - eps(x, t, null) = -sigma grad_x log p_t(y | x) of
+    the classifier implicit in the model, so eps_w is classifier guidance (`guided_score`) with that
+    classifier at gamma = 1 + w. label: a class index or (B,) indices; w >= -1 (w = -1: the unconditional
+    model, w = 0: the conditional one; both one network call). Otherwise the two predictions are one call
+    on a batch of 2B. Returns eps(x (B, ...), t (B,)) -> (B, ...), for `eps_score`.
+    """
+    label, _ = check_guidance(label, 0.0, getattr(model, "classes", None))
+    w = float(w)
+    if not math.isfinite(w) or w < -1:
+        raise ValueError(f"w must be a finite number >= -1 (gamma = 1 + w >= 0), got {w}")
+
+    def eps(x: Tensor, t: Tensor) -> Tensor:
+        y = label.to(x.device).expand(len(x))
+        if w == -1:
+            return model(x, t, None)
+        if w == 0:
+            return model(x, t, y)
+        null = torch.full_like(y, model.classes)
+        both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]))
+        cond, uncond = both.chunk(2)
+        return (1 + w) * cond - w * uncond
+
+    return eps
+
+
 def guided_score(score: ScoreFn, classifier: Callable[[Tensor, Tensor], Tensor], label: int | Tensor,
                  scale: float) -> ScoreFn:
     """Classifier guidance: s_gamma(x, t) = s(x, t) + gamma grad_x log p_t(y | x). Chapter 8.

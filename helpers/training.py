@@ -64,6 +64,14 @@ def _lr_factor(schedule: str, steps: int, warmup: int) -> Callable[[int], float]
     return factor
 
 
+def _weights_of(model: nn.Module, ema: dict | None) -> nn.Module:
+    """A copy of `model` in eval mode holding the EMA weights (the model itself, copied, without an EMA)."""
+    copy_ = copy.deepcopy(model)
+    if ema is not None:
+        copy_.load_state_dict(ema)
+    return copy_.eval()
+
+
 @torch.no_grad()
 def _ema_update(ema: dict[str, Tensor], model: nn.Module, decay: float) -> None:
     for name, value in model.state_dict().items():
@@ -79,7 +87,7 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
           ema_decay: float | None = None, resume_path: str | Path | None = None,
           checkpoint_every: int = 1000, run_config: dict | None = None, progress: bool = True,
           desc: str = "training", param_groups: list[dict] | None = None,
-          record: Callable[[nn.Module], dict] | None = None, fast_path: bool = False) -> TrainResult:
+          record: Callable[[nn.Module], dict] | None = None, fast_path: bool = False, log=None) -> TrainResult:
     """Adam on `loss_fn` for `steps` steps. Used by every chapter through `models.train_model`.
 
     model: trained in place (moved to `device`). generator: a CPU generator driving all randomness.
@@ -93,6 +101,8 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
     record: after every step, record(model) -> dict of floats is appended to `result.records` (e.g. the
     latent EBM's prior and posterior energies, chapter 4's training curves).
     fast_path: bf16 autocast and channels_last (`accel`), the default on a GPU (`config.fast_path`).
+    log: a `tblog.RunLog` that gets the loss, learning rate, gradient norm and records of every step, and
+    samples of the EMA weights now and then (TensorBoard; None: nothing is written).
     Under `torchrun` (a process group is up) the model is wrapped in DistributedDataParallel: every rank
     draws the same global batch, trains on its shard and keeps identical weights (`distributed`); rank 0
     alone writes the resume file and shows the bar.
@@ -136,6 +146,9 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         else:
             print(f"ignoring {resume_path.name}: it belongs to another configuration")
 
+    log = log if main else None  # under torchrun rank 0 alone writes
+    if log is not None:
+        log.begin(start)
     step_loss = distributed.wrap(model, loss_fn, device)  # loss_fn(model, ...) as a module; DDP under torchrun
     progress = progress and main
     t0 = time.perf_counter() - result.seconds
@@ -153,8 +166,10 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
             raise FloatingPointError(f"{desc}: loss became {mean_loss.item()} at step {step}; lower lr or clip gradients")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        grad_norm = None
+        if grad_clip is not None or log is not None:  # the norm before clipping (inf: measure only)
+            grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf))
+        step_lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
         if ema is not None:
@@ -162,6 +177,9 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
         result.losses.append(mean_loss.item())
         if record is not None:
             result.records.append(record(model))
+        if log is not None:
+            log.step(step, result.losses[-1], step_lr, grad_norm, result.records[-1] if record is not None else None,
+                     sample_model=lambda: _weights_of(model, ema), last=step == steps - 1)
         if progress and (step % 100 == 0 or step == steps - 1):
             bar.set_postfix(loss=f"{sum(result.losses[-100:]) / len(result.losses[-100:]):.4f}")
         done = step + 1
@@ -174,6 +192,8 @@ def train(model: nn.Module, loss_fn: Callable, draw_batch: Callable[[torch.Gener
                             "losses": result.losses, "records": result.records,
                             "seconds": time.perf_counter() - t0}, resume_path)
     bar.close()
+    if log is not None:
+        log.close()
     result.steps = steps
     result.seconds = time.perf_counter() - t0
     result.ema_state = ema

@@ -57,10 +57,9 @@ def test_a_diverging_training_names_the_model_step_and_loss(monkeypatch, tmp_che
     assert code == 2 and "moons-ddpm (fast): loss became nan at step 0" in err and err.count("\n") == 1
 
 
-def test_mnist_quality_without_the_evaluation_classifier_says_how_to_get_it(tmp_checkpoints):
-    digits = torch.rand(10, 28, 28, generator=config.generator(0)).numpy()
+def test_the_missing_evaluation_classifier_says_how_to_get_it(tmp_checkpoints):
     with pytest.raises(CheckpointError, match="mnist-eval.*python -m helpers train mnist-eval"):
-        metrics.mnist_quality(digits)
+        models.evaluation_classifier()
 
 
 def test_full_mode_never_trains_the_full_budget_unasked(tmp_checkpoints, capsys):

@@ -136,7 +136,7 @@ def test_guided_sampling_refuses_bad_arguments_with_one_line(capsys, tmp_path, a
 
 def test_a_model_without_guidance_refuses_a_label(capsys, tmp_path):
     code, _, err = _run(capsys, "sample", "moons-ddpm", "--n", "2", "--out", str(tmp_path / "x.npy"), "--label", "1")
-    assert code == 2 and "moons-ddpm has no classifier-guided sampling" in err and "mnist-vpsde" in err
+    assert code == 2 and "moons-ddpm has no guided sampling" in err and "mnist-cfg, mnist-vpsde" in err
 
 
 def test_guided_sampling_from_the_command_line_writes_digits(capsys, tmp_path):

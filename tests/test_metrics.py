@@ -62,3 +62,48 @@ def test_metrics_reject_bad_input():
 def test_verdict_prints_the_claim(capsys):
     assert metrics.verdict("claim", 1 < 2) is True
     assert capsys.readouterr().out == "claim: True\n"
+
+
+def test_precision_and_recall_of_a_hand_computed_1d_case():
+    # real {0, 1, 2, 3}, k = 1: every real ball has radius 1, so 0.5 is inside and 10 is not: precision 1/2;
+    # the fake balls reach the other fake point (radius 9.5), so every real point is covered: recall 1
+    precision, recall = metrics.precision_recall([[0.0], [1.0], [2.0], [3.0]], [[0.5], [10.0]], k=1)
+    assert precision == 0.5 and recall == 1.0
+    assert metrics.knn_radii(torch.tensor([[0.0], [1.0], [3.0], [7.0]], dtype=torch.float64), k=2).tolist() == [3.0, 2.0, 3.0, 6.0]
+
+
+def test_precision_and_recall_on_gaussians_whose_answer_is_known():
+    g = config.generator(0)
+    real = torch.randn(2000, 4, generator=g, dtype=torch.float64)
+    same = torch.randn(2000, 4, generator=g, dtype=torch.float64)
+    p_same, r_same = metrics.precision_recall(real, same)
+    assert p_same > 0.9 and r_same > 0.9 and abs(p_same - r_same) < 0.05  # one law: both high, alike
+    # real = two modes 20 sd apart; fake = the first mode only: the second mode's real points are covered by no
+    # fake ball (recall drops by exactly their share), while every fake point is as typical as before
+    two_modes = torch.cat([real[:1000], real[1000:] + 20.0])
+    p_drop, r_drop = metrics.precision_recall(two_modes, same[:1000])
+    assert p_drop > 0.9 and abs(r_drop - 0.5 * r_same) < 0.05
+    # a collapse onto the mode: each fake point sits in a real ball (precision 1), the fake balls are tiny
+    p_col, r_col = metrics.precision_recall(real, 0.01 * same)
+    assert p_col == 1.0 and r_col < 0.01
+    # disjoint supports: nothing of either is in the other's manifold
+    assert metrics.precision_recall(real, same + 100.0) == (0.0, 0.0)
+    # symmetry: the precision of b against a is the recall of a against b
+    assert metrics.precision_recall(same, real) == (r_same, p_same)
+
+
+def test_precision_recall_rejects_bad_input():
+    with pytest.raises(ValueError, match="fake_feats"):
+        metrics.precision_recall(np.zeros((5, 2)), np.zeros((5,)))
+    with pytest.raises(ValueError, match="same dimension"):
+        metrics.precision_recall(np.zeros((5, 2)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="k must be"):
+        metrics.precision_recall(np.zeros((3, 2)), np.zeros((3, 2)), k=3)
+
+
+def test_metrics_never_import_the_models():
+    # the package had one import cycle (metrics loaded mnist-eval itself); the classifier now comes in as an argument
+    import subprocess
+    import sys
+    code = "import sys, helpers.metrics; sys.exit('helpers.models' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -170,7 +170,7 @@ def test_class_quality_scores_real_digits_of_the_class_near_its_floor_and_anothe
     images, labels = data.mnist_tensors_cached(train=True)
     fives = images[:50_000][labels[:50_000] == 5][:200]  # training digits: neither reference set holds them
     threes = images[:50_000][labels[:50_000] == 3][:200]
-    clf = metrics.evaluation_classifier()
+    clf = models.evaluation_classifier()
     q5, q3 = metrics.mnist_class_quality(fives, 5, clf), metrics.mnist_class_quality(threes, 5, clf)
     assert q5["n"] == 200 and q5["fd_floor"] == q3["fd_floor"]  # the same real 5s as reference
     assert q5["accuracy"] > 0.97 and q3["accuracy"] < 0.03

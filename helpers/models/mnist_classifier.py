@@ -11,8 +11,22 @@ import torch
 from torch import nn
 
 from .. import metrics, nets
+from ..errors import CheckpointError
+from .lifecycle import load
 from .mnist_common import train_images
 from .registry import ModelSpec, register
+
+
+def evaluation_classifier(device: str | torch.device | None = None) -> nn.Module:
+    """The shipped `mnist-eval` classifier, whose features `metrics.mnist_quality` compares (chapters 4, 6-8);
+    CheckpointError saying how to get it when it is missing."""
+    try:
+        return load("mnist-eval", device)[0]
+    except CheckpointError as err:
+        raise CheckpointError(
+            f"the MNIST quality metric needs the evaluation classifier mnist-eval, which could not be loaded "
+            f"({err}). Restore the shipped file with git (git checkout -- checkpoints/) or train it, 7-12 "
+            f"minutes on a CPU: python -m helpers train mnist-eval") from err
 
 
 def augment_digits(images01: torch.Tensor, degrees: float, shift: float, generator: torch.Generator) -> torch.Tensor:

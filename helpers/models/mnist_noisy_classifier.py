@@ -60,10 +60,13 @@ class CleanClassifierOnNoisy(nn.Module):
     """A clean classifier (`mnist-eval`) asked about noised digits: logits(x_t, t) = classifier(clip((x_t + 1) / 2)).
 
     x: (B, 1, 28, 28) in the generators' range, t: (B,) -> logits (B, classes). The image is mapped to the
-    classifier's [0, 1] pixels and clipped there, as any image would be handed to it (clipped pixels get no
-    gradient), and t is ignored, because a clean classifier has no way to use it. Chapter 8 uses it to show
-    why guidance needs a noise-aware classifier: its gradient at large t, and the digits it guides towards,
-    which it calls by the label more often than a classifier that did not guide them.
+    classifier's [0, 1] pixels and clipped there, as any image is handed to it (and as the samples it guides
+    are judged), but the clip passes gradients straight through (Bengio et al. 2013's straight-through
+    estimator): a plain clip would zero the gradient at every pixel that noise pushed out of range, most of them
+    at large t, and a map of the gradient would show that mask along with the classifier. t is ignored,
+    because a clean classifier has no way to use it. Chapter 8 uses it to show why guidance needs a
+    noise-aware classifier: its gradient at large t, and the digits it guides towards, which it calls by the
+    label more often than a classifier that did not guide them.
     """
 
     def __init__(self, classifier: nn.Module):
@@ -72,7 +75,8 @@ class CleanClassifierOnNoisy(nn.Module):
         self.classes = getattr(classifier, "classes", 10)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.classifier(data.from_model_range(x))
+        pixels = (x + 1.0) / 2.0
+        return self.classifier(pixels + (pixels.clamp(0.0, 1.0) - pixels).detach())  # clipped; gradient of identity
 
 
 @torch.no_grad()

@@ -44,12 +44,17 @@ def _loss(cfg: dict):
 def _start(model, cfg, shape, steps, generator, device, method, guidance=None):
     """(score, sde, end time eps, x_1 ~ N(0, I), steps or the config's default for `method`, sample config).
 
-    guidance: (classifier, label, scale) turns the score into `scores.guided_score` (chapter 8)."""
+    guidance: (classifier, label, scale) turns the score into `scores.guided_score` (chapter 8); with
+    classifier None the model is label-conditional and guides itself, (None, label, w) giving
+    `scores.cfg_eps` (classifier-free guidance, mnist-cfg)."""
     sde_, eps = vpsde_process(cfg)
     s = cfg.get("sample", {})
-    score = scores.eps_score(model, sde_)
-    if guidance is not None:
-        score = scores.guided_score(score, *guidance)
+    if guidance is not None and guidance[0] is None:  # classifier-free
+        score = scores.eps_score(scores.cfg_eps(model, guidance[1], guidance[2]), sde_)
+    else:
+        score = scores.eps_score(model, sde_)
+        if guidance is not None:
+            score = scores.guided_score(score, *guidance)
     return score, sde_, eps, prior_images(shape, generator, device), steps or s.get("steps", {}).get(method), s
 
 
@@ -97,6 +102,8 @@ def _pc(model, cfg, shape, steps, generator, device, keep_every=0, progress=Fals
                               eps, keep_every, progress)
 
 
+SAMPLERS = {**FAST_SAMPLERS, "em": _em, "ancestral": _ancestral, "ode": _ode, "pc": _pc}
+
 register(ModelSpec(
     name="mnist-vpsde", chapter=7, summary="VP-SDE noise predictor (small U-Net) on MNIST in [-1, 1]",
     config={"arch": dict(UNET_ARCH), "process": {**DDPM_PROCESS, "eps": vpsde.EPS},
@@ -105,7 +112,7 @@ register(ModelSpec(
             "train": copy.deepcopy(GENERATOR_TRAIN)},
     fast=dict(GENERATOR_FAST), build=build_unet, batches=image_batches, loss=_loss,
     evaluate=image_evaluator("mnist-vpsde", "em"),
-    samplers={**FAST_SAMPLERS, "em": _em, "ancestral": _ancestral, "ode": _ode, "pc": _pc},
+    samplers=SAMPLERS,
     sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
     guided_by="mnist-noisy-classifier", store_dtype=torch.float16,
 ))

@@ -51,6 +51,8 @@ class ModelSpec:
     guided_by: the classifier whose input gradient guides this model's samplers (they then take
         `guidance=(classifier, label, scale)`), loaded by `lifecycle.sample` when a label is asked for;
         guided sampling needs both checkpoints (chapter 8);
+    conditional: the network is label-conditional and guides itself (classifier-free guidance, chapter 8):
+        its samplers take guidance=(None, label, w);
     store_dtype: the dtype of floating tensors in the checkpoint file (None: as trained).
     """
 
@@ -71,6 +73,7 @@ class ModelSpec:
     record: Callable[[nn.Module], dict] | None = None
     requires: tuple[str, ...] = ()
     guided_by: str | None = None
+    conditional: bool = False
     store_dtype: torch.dtype | None = None
 
     @property

@@ -1,0 +1,131 @@
+"""Classifier-free guidance (scores.cfg_eps, mnist-cfg, chapter 8) against the closed form of a two-class
+Gaussian model, its conditional U-Net and label dropout, and its command line."""
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import models, nets, scores
+from helpers.errors import ConfigError
+from helpers.sde import VPSDE
+from test_cli import _run  # (status, stdout, stderr) of `python -m helpers ARGV`
+from test_guidance import MU, S2, exact_score, tilted_score
+
+SDE = VPSDE()
+
+
+class ExactConditionalEps:
+    """eps(x, t, y) = -sigma(t) grad log p(x | y) of test_guidance's two Gaussians (y = 2: no label, p(x)):
+    the noise predictor a perfect classifier-free training would reach. Counts its calls."""
+
+    classes = 2
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, x, t, y):
+        self.calls += 1
+        sigma = SDE.marginal_std(t)[:, None]
+        if y is None:
+            return -sigma * exact_score(x, t)
+        cond = (MU[y.clamp(max=1)] - x) / S2
+        return -sigma * torch.where((y == 2)[:, None], exact_score(x, t), cond)
+
+
+@pytest.mark.parametrize("y, w", [(0, 0.0), (1, 0.0), (0, 1.0), (1, 3.0), (0, 7.0), (1, -0.5)])
+def test_cfg_is_classifier_guidance_by_the_implicit_classifier_at_gamma_one_plus_w(y, w):
+    # (1 + w) s(x | y) - w s(x) = s(x) + (1 + w) grad log p(y | x): the score of p(x) p(y | x)^(1 + w)
+    x, t = torch.randn(16, 2, dtype=torch.float64), torch.rand(16, dtype=torch.float64) * 0.9 + 0.05
+    score = scores.eps_score(scores.cfg_eps(ExactConditionalEps(), y, w), SDE)
+    torch.testing.assert_close(score(x, t), tilted_score(x, y, 1 + w))
+
+
+def test_cfg_at_w_minus_one_and_zero_is_one_network_call_and_else_one_call_on_a_double_batch():
+    x, t = torch.randn(5, 2, dtype=torch.float64), torch.full((5,), 0.3, dtype=torch.float64)
+    for w, want in ((-1.0, exact_score(x, t)), (0.0, (MU[1] - x) / S2)):
+        net = ExactConditionalEps()
+        torch.testing.assert_close(scores.eps_score(scores.cfg_eps(net, 1, w), SDE)(x, t), want)
+        assert net.calls == 1
+    net = ExactConditionalEps()
+    scores.cfg_eps(net, 1, 2.0)(x, t)
+    assert net.calls == 1  # conditional and unconditional predictions in one batch of 2B
+
+
+@pytest.mark.parametrize("label, w, match", [(2, 1.0, "label must be >= 0 and below 2"), (-1, 1.0, "label"),
+                                             (0.5, 1.0, "label must be an integer"), (0, -1.5, "w must be"),
+                                             (0, float("nan"), "w must be")])
+def test_cfg_refuses_bad_labels_and_scales_naming_the_argument(label, w, match):
+    with pytest.raises(ValueError, match=match):
+        scores.cfg_eps(ExactConditionalEps(), label, w)
+
+
+def test_conditional_unet_reads_the_label_and_takes_none_as_the_null_label():
+    torch.manual_seed(0)
+    net = nets.ConditionalUNet(classes=10, channels=(8, 16), blocks=1, attention=False, time_dim=16)
+    for p in net.parameters():  # past the zero-initialised output conv, as after training
+        torch.nn.init.normal_(p, std=0.2)
+    x, t = torch.randn(3, 1, 28, 28), torch.rand(3)
+    out = net(x, t, torch.tensor([1, 2, 3]))
+    assert out.shape == x.shape
+    torch.testing.assert_close(net(x, t), net(x, t, torch.full((3,), 10)))
+    assert not torch.allclose(out, net(x, t, torch.tensor([4, 2, 3])))
+    with pytest.raises(ValueError, match=r"y \(B,\) = \(3,\) integer labels in 0..10"):
+        net(x, t, torch.tensor([1, 2, 11]))
+    with pytest.raises(ValueError, match="y"):
+        net(x, t, torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_drop_labels_drops_at_the_rate_asked_and_is_seeded():
+    y = torch.arange(10).repeat(1000)
+    dropped = models.drop_labels(y, 0.2, 10, torch.Generator().manual_seed(0))
+    share = float((dropped == 10).double().mean())
+    assert abs(share - 0.2) < 4 * (0.2 * 0.8 / len(y)) ** 0.5  # binomial: 4 standard errors
+    kept = dropped != 10
+    assert torch.equal(dropped[kept], y[kept])
+    assert torch.equal(dropped, models.drop_labels(y, 0.2, 10, torch.Generator().manual_seed(0)))
+    assert torch.equal(models.drop_labels(y, 0.0, 10, torch.Generator()), y)
+    assert bool((models.drop_labels(y, 1.0, 10, torch.Generator()) == 10).all())
+    with pytest.raises(ValueError, match="p_uncond"):
+        models.drop_labels(y, 1.5, 10, torch.Generator())
+
+
+def _scrambled_cfg_unet():
+    torch.manual_seed(0)
+    spec = models.get("mnist-cfg")
+    unet = spec.build(spec.config)
+    with torch.no_grad():  # past the zero-initialised convs, as after training; small, so samples stay inside
+        for p in unet.parameters():  # [0, 1], where the labels' samples can differ
+            p.add_(0.02 * torch.randn_like(p))
+    return unet
+
+
+def test_cfg_samples_one_label_per_sample_through_the_chunks_and_without_a_label_unconditionally():
+    unet = _scrambled_cfg_unet()
+    kw = dict(steps=2, seed=3, sampler="ancestral", scale=2.0, chunk=2)
+    mixed = models.sample("mnist-cfg", unet, 4, label=[3, 3, 7, 7], **kw)
+    threes = models.sample("mnist-cfg", unet, 4, label=3, **kw)
+    sevens = models.sample("mnist-cfg", unet, 4, label=7, **kw)
+    assert np.array_equal(mixed[:2], threes[:2]) and np.array_equal(mixed[2:], sevens[2:])
+    assert not np.allclose(threes, sevens)
+    free = models.sample("mnist-cfg", unet, 4, steps=2, seed=3, sampler="ancestral", chunk=2)
+    null = models.sample("mnist-cfg", unet, 4, label=3, **{**kw, "scale": -1.0})  # w = -1: the null label only
+    assert np.array_equal(free, null)
+    with pytest.raises(ConfigError, match="w must be a finite number >= -1"):
+        models.sample("mnist-cfg", unet, 4, label=3, **{**kw, "scale": -2.0})
+    with pytest.raises(ConfigError, match="n = 4 of them, got 3"):
+        models.sample("mnist-cfg", unet, 4, label=[1, 2, 3], **kw)
+
+
+def test_cfg_sampling_from_the_command_line(capsys, tmp_path, tmp_checkpoints):
+    spec = models.get("mnist-cfg")
+    models.train_model("mnist-cfg", "fast", progress=False, evaluate=False)
+    for argv in (["--label", "5", "--scale", "2"], []):
+        out = tmp_path / "digits.npy"
+        code, _, err = _run(capsys, "sample", spec.name, *argv, "--n", "3", "--steps", "3", "--out", str(out),
+                            "--no-progress")
+        assert code == 0, err
+        x = np.load(out)
+        assert x.shape == (3, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+        out.unlink()
+    code, _, err = _run(capsys, "sample", spec.name, "--label", "5", "--scale", "-1", "--n", "3", "--out", str(out))
+    assert code == 2 and "expected a finite number >= 0" in err and len(err.strip().splitlines()) == 1

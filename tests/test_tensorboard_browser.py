@@ -1,0 +1,120 @@
+"""TensorBoard on a real training's logs, read in headless Chromium as a learner reads it (issue #29, part two).
+
+A fast training of `moons-ddpm` writes its log (`train --log-dir`); `tensorboard --logdir` serves it on
+127.0.0.1, and the browser of tests/test_browser.py, offline, opens its time-series dashboard. The
+test asserts that the cards of the loss, the learning rate and the gradient norm are drawn, that the sample
+figure shows, and that the console has no error, and saves the screenshots that the appendix on performance
+shows (`_build/browser/tensorboard.png`). Skipped, with the reason, where Chromium or TensorBoard is missing,
+unless COURSE_REQUIRE_BROWSER=1 (set by `.ci/run`).
+"""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from test_browser import CHROMEDRIVER, CHROMIUM, REQUIRED, SHOTS
+
+TAGS = ("grad_norm", "loss", "lr")
+
+
+def _missing() -> str | None:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        return "Chromium or ChromeDriver not found (Debian: apt-get install chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+        import tensorboard  # noqa: F401
+    except ImportError as err:
+        return f"{err.name} is not installed (pip install -r requirements.txt)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    """http://127.0.0.1:PORT of a TensorBoard serving a fast moons-ddpm training's log."""
+    reason = _missing()
+    if reason:
+        if REQUIRED:
+            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from helpers import models
+
+    logs = tmp_path_factory.mktemp("logs")
+    models.train_model("moons-ddpm", "fast", folder=tmp_path_factory.mktemp("checkpoints"), progress=False,
+                       evaluate=False, log_dir=logs)
+    port = _free_port()
+    tensorboard = shutil.which("tensorboard", path=str(Path(sys.executable).parent))  # the venv's own
+    proc = subprocess.Popen([tensorboard or "tensorboard", "--logdir", str(logs), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read(100)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"tensorboard did not serve {url}: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(board, tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--window-size=1500,1300", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=http://127.0.0.1:9"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def _wait_for(driver, script: str, seconds: float = 30.0):
+    """The first truthy result of `script` within `seconds` (polled), or the last falsy one."""
+    deadline = time.time() + seconds
+    while True:
+        value = driver.execute_script(script)
+        if value or time.time() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+def test_tensorboard_draws_the_training_curves_offline(board, browser):
+    browser.get(f"{board}/#timeseries")
+    text = _wait_for(browser, "const t = document.body.innerText; return ['grad_norm', 'loss', 'lr', 'samples']"
+                              ".every(w => t.includes(w)) && document.querySelectorAll('canvas, svg').length > 20 ? t : ''")
+    assert text, "the time-series dashboard did not show the run's tags and charts"
+    browser.execute_script("document.querySelector('button[aria-label=\"Close side pane\"]')?.click();")
+    time.sleep(3)  # let the charts finish drawing before the screenshot
+    browser.save_screenshot(str(SHOTS / "tensorboard.png"))
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def test_tensorboard_shows_the_sample_figure(board, browser):
+    browser.get(f"{board}/#timeseries")
+    loaded = _wait_for(browser, "return [...document.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 100)")
+    assert loaded, "the time-series dashboard shows no sample figure"
