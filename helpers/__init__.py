@@ -22,6 +22,8 @@ One module per concept, found by its file name:
     notebooks     `python -m helpers notebooks`: re-execute the book's chapters in fast or full mode
     models/       the named models: registry, lifecycle (train, load, sample), one file per model family
     metrics/      distances, MCMC diagnostics, the MNIST evaluation protocol, check-cell verdicts
+    graders       the chapters' exercises and their graders (exact checks, named common mistakes)
+    student       `python -m helpers student`: the student edition, solutions stubbed by nbgrader
     plotting, cli, assignment (the assignment's names for chapters 6-7, as thin wrappers of the others)
 Import what you need, e.g. `from helpers import data, models`.
 """

@@ -13,6 +13,8 @@
     python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model unet|mlp|both]
     python -m helpers bench --samplers [--n N]   (seconds per sampler at its default steps, side by side)
     python -m helpers scramble MODEL --out DIR   (a copy of the checkpoints, one model's weights permuted)
+    python -m helpers student --out DIR            (the student edition: the exercises' solutions stubbed)
+    python -m helpers grade DIR/book               (every exercise's grader on a folder of chapters)
     python -m helpers notebooks [--mode fast|full] [--jobs J] [--threads T] [--out DIR] [CHAPTER ...]
                                             (re-execute the book)
     torchrun --nproc-per-node N -m helpers train MODEL       (data-parallel: helpers/distributed.py)
@@ -137,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--samplers", action="store_true",
                    help="instead: seconds to draw --n digits with each mnist-vpsde sampler at its default steps")
     b.add_argument("--n", type=_positive_int, default=128, help="digits drawn with --samplers (default 128)")
+    st = sub.add_parser("student", help="write the student edition: the chapters with the exercises' solutions stubbed")
+    st.add_argument("--out", required=True, help="a new or empty folder")
+    gr = sub.add_parser("grade", help="run every exercise's grader on a folder of (student) chapters")
+    gr.add_argument("folder", help="the folder of chapter notebooks, e.g. DIR/book of `student --out DIR`")
     n = sub.add_parser("notebooks", help="re-execute the chapters (in place, or into --out) in fast or full mode")
     n.add_argument("chapters", nargs="*", help="chapter prefixes, e.g. 05 07 (default: every chapter)")
     n.add_argument("--mode", choices=["fast", "full"], default="fast")
@@ -146,6 +152,23 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--threads", type=_positive_int, default=None,
                    help="torch threads per kernel (default: cores // jobs; 1 while a training runs beside)")
     return p
+
+
+def _grade(folder: str) -> int:
+    """`grade`: every exercise's verdict in the chapters of `folder`; status 1 unless all passed."""
+    from . import student
+
+    chapters = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not chapters:
+        return _fail(f"no chapter notebooks (NN_*.ipynb) in {folder!r}")
+    passed = total = 0
+    for path in chapters:
+        for name, verdict in student.exercise_run(path).items():
+            total += 1
+            passed += " passed" in verdict.splitlines()[0]
+            print(verdict.rstrip())
+    print(f"{passed} of {total} exercises passed")
+    return 0 if passed == total else 1
 
 
 def _notebooks(args) -> int:
@@ -289,6 +312,16 @@ def _run(args) -> int:
         return _bench(args)
     if args.command == "notebooks":
         return _notebooks(args)
+    if args.command == "student":
+        from . import student
+
+        written = student.write_edition(args.out)
+        print(f"wrote the student edition to {args.out}: {len(written)} chapters in {Path(args.out) / 'book'}, with "
+              f"helpers/, checkpoints/ and requirements.txt; hand out the folder, then: python -m helpers grade "
+              f"{Path(args.out) / 'book'}")
+        return 0
+    if args.command == "grade":
+        return _grade(args.folder)
     spec = models.get(args.model)
     if args.command == "scramble":
         from . import checkpoints, config

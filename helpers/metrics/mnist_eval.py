@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .. import config, data
 from .distances import frechet_distance
-from .precision_recall import precision_recall
+from .manifold import precision_recall
 
 
 # The evaluation classifier ("mnist-eval", helpers/models/mnist_classifier.py) trains on the first 50,000 MNIST training images;

@@ -1,0 +1,333 @@
+"""Graders of the chapters' exercises: each checks a learner's function against exact results and says what failed.
+
+An exercise is a small function the learner writes in the notebook (the book shows the solution between
+nbgrader's `### BEGIN SOLUTION` and `### END SOLUTION`; `python -m helpers student` replaces it by a stub that
+raises NotImplementedError). The cell after it calls its grader:
+
+    forward_marginal = graders.grade("forward_marginal", forward_marginal)
+
+which prints one line per check and returns the function the chapter goes on with: the learner's when every
+check passed, the course's own otherwise, so a learner who is stuck still sees the rest of the chapter. The
+checks are closed forms, not comparisons with `helpers` alone: Gaussian marginals and their moment ODEs, the
+exact posterior noise of Gaussian data, the exact classifier of two Gaussian classes. Where a mistake is common
+(a variance where a standard deviation belongs, a sign of the score, the step index i in 1..T for the time
+t = i / T, a gradient of p for one of log p) its grader recognises it and names it.
+
+    EXERCISES   name -> Exercise(chapter, title, grader, reference)
+    grade(name, fn) -> the function to go on with, after printing the verdict
+    check(name, fn) -> Verdict (status "passed", "failed" or "not yet implemented", and the messages)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+NOT_IMPLEMENTED = "not yet implemented"
+
+
+class Wrong(AssertionError):
+    """A check that failed; its message says what, and which common mistake it looks like."""
+
+
+@dataclass
+class Verdict:
+    """What a grader found: status ("passed", "failed" or NOT_IMPLEMENTED) and one message per check."""
+
+    name: str
+    status: str
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def __str__(self) -> str:
+        head = f"{EXERCISES[self.name].label} ({EXERCISES[self.name].title}): {self.status}"
+        return "\n".join([head] + [f"  - {m}" for m in self.messages])
+
+
+def _close(got, want, rtol: float = 1e-5, atol: float = 1e-7) -> bool:
+    got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    return got.shape == want.shape and bool(torch.allclose(got, want, rtol=rtol, atol=atol))
+
+
+def _shape(value, want: tuple, what: str) -> Tensor:
+    value = torch.as_tensor(value)
+    if tuple(value.shape) != tuple(want):
+        raise Wrong(f"{what} has shape {tuple(value.shape)}; expected {tuple(want)}")
+    return value.double()
+
+
+def _linear_alpha_bars(T: int = 50) -> Tensor:
+    betas = torch.linspace(1e-4, 0.2, T, dtype=torch.float64)
+    return torch.cumprod(1 - betas, 0)
+
+
+# ---------------------------------------------------------------------------------------------- chapter 1
+def _grade_forward_marginal(fn) -> list[str]:
+    """forward_marginal(x0 (B, 2), i (B,) steps in 1..T, alpha_bars (T,)) -> mean (B, 2), std (B, 1)."""
+    g = torch.Generator().manual_seed(0)
+    alpha_bars = _linear_alpha_bars()
+    T = len(alpha_bars)
+    x0 = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    for i in (torch.tensor([1, 2, 10, 25, 30, T - 1]), torch.tensor([T, T, 1, 1, 2, 2])):  # the ends of the table last
+        try:
+            mean, std = fn(x0.clone(), i.clone(), alpha_bars.clone())
+        except IndexError as err:
+            raise Wrong(f"an index left the table at step i = T ({err}): step i is alpha_bars[i - 1]") from None
+        mean, std = _shape(mean, (6, 2), "mean"), _shape(std, (6, 1), "std")
+        abar = alpha_bars[i - 1][:, None]
+        if not _close(mean, abar.sqrt() * x0):
+            if _close(mean, abar * x0):
+                raise Wrong("the mean is sqrt(alpha_bar_i) x0, not alpha_bar_i x0 (q(x_i | x_0), Ho et al. eq. 4)")
+            if _close(mean, alpha_bars[i][:, None].sqrt() * x0):
+                raise Wrong("off by one: step i is alpha_bars[i - 1] (the table starts at step 1)")
+            raise Wrong("the mean differs from sqrt(alpha_bar_i) x0")
+        if not _close(std, (1 - abar).sqrt()):
+            if _close(std, 1 - abar):
+                raise Wrong("std holds the variance 1 - alpha_bar_i; the standard deviation is its square root")
+            raise Wrong("the standard deviation differs from sqrt(1 - alpha_bar_i)")
+    return ["mean sqrt(alpha_bar_i) x0 at steps from 1 to T, both ends included",
+            "standard deviation sqrt(1 - alpha_bar_i), shape (B, 1)"]
+
+
+def _ref_forward_marginal(x0: Tensor, i: Tensor, alpha_bars: Tensor) -> tuple[Tensor, Tensor]:
+    abar = alpha_bars[i - 1][:, None]
+    return abar.sqrt() * x0, (1 - abar).sqrt()
+
+
+def _grade_ddpm_loss(fn) -> list[str]:
+    """ddpm_loss(eps_model, x0 (B, 2), i (B,), noise (B, 2), alpha_bars (T,)) -> scalar mean |eps - eps_theta|^2."""
+    g = torch.Generator().manual_seed(1)
+    alpha_bars = _linear_alpha_bars()
+    T = len(alpha_bars)
+    x0, noise = torch.randn(8, 2, generator=g, dtype=torch.float64), torch.randn(8, 2, generator=g, dtype=torch.float64)
+    i = torch.randint(1, T + 1, (8,), generator=g)
+    seen = {}
+
+    def eps_model(x, t):  # a fixed "network": linear in x, and it records the time it was given
+        seen["t"] = torch.as_tensor(t).double().clone()
+        return 0.5 * x + torch.as_tensor(t).double()[:, None]
+
+    loss = fn(eps_model, x0.clone(), i.clone(), noise.clone(), alpha_bars.clone())
+    loss = torch.as_tensor(loss).double()
+    if loss.ndim != 0:
+        raise Wrong(f"the loss must be one number (a mean over the batch and dimensions), got shape {tuple(loss.shape)}")
+    if "t" not in seen:
+        raise Wrong("the loss never called eps_model(x_i, t)")
+    if not _close(seen["t"], i.double() / T):
+        if _close(seen["t"], i.double()):
+            raise Wrong("the network was given the step i; it takes the time t = i / T in (0, 1]")
+        raise Wrong("the network's time input is not i / T")
+    abar = alpha_bars[i - 1][:, None]
+    want = (noise - eps_model(abar.sqrt() * x0 + (1 - abar).sqrt() * noise, i / T)).pow(2).mean()
+    if not _close(loss, want):
+        wrong_var = (noise - eps_model(abar.sqrt() * x0 + (1 - abar) * noise, i / T)).pow(2).mean()
+        if _close(loss, wrong_var):
+            raise Wrong("x_i was built with the variance (1 - alpha_bar_i) times the noise; it takes sqrt(1 - alpha_bar_i)")
+        if _close(loss, want * x0.shape[1]):
+            raise Wrong("the loss sums over the 2 dimensions; take the mean over batch and dimensions")
+        raise Wrong("the loss differs from the mean of |eps - eps_theta(sqrt(abar) x0 + sqrt(1 - abar) eps, i / T)|^2")
+    return ["the network sees x_i = sqrt(alpha_bar_i) x0 + sqrt(1 - alpha_bar_i) eps at t = i / T",
+            "the loss is the mean squared error of the noise (Ho et al., eq. 14)"]
+
+
+def _ref_ddpm_loss(eps_model, x0, i, noise, alpha_bars):
+    abar = alpha_bars[i - 1][:, None]
+    return (noise - eps_model(abar.sqrt() * x0 + (1 - abar).sqrt() * noise, i / len(alpha_bars))).pow(2).mean()
+
+
+# ---------------------------------------------------------------------------------------------- chapter 2
+def _grade_dsm_loss(fn) -> list[str]:
+    """dsm_loss(score_fn, x0 (B, D), sigma (B, 1), noise (B, D)) -> 1/2 mean_B sum_D |sigma s(x0 + sigma z) + z|^2."""
+    g = torch.Generator().manual_seed(4)
+    s2 = 0.5  # data N(0, s2 I): the exact score of the noised data is -x / (s2 + sigma^2)
+    x0, noise = (torch.randn(6, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    x0 = x0 * s2**0.5
+    sigma = torch.tensor([[0.01], [0.05], [0.2], [0.5], [1.0], [3.0]], dtype=torch.float64)
+    score_fn = lambda x, sig: -x / (s2 + sig**2)  # noqa: E731
+    loss = torch.as_tensor(fn(score_fn, x0.clone(), sigma.clone(), noise.clone())).double()
+    if loss.ndim != 0:
+        raise Wrong(f"the loss must be one number, got shape {tuple(loss.shape)}")
+    s = score_fn(x0 + sigma * noise, sigma)
+    want = 0.5 * (sigma * s + noise).pow(2).sum(1).mean()
+    if not _close(loss, want):
+        if _close(loss, 0.5 * (s + noise / sigma).pow(2).sum(1).mean()):
+            raise Wrong("the sigma^2 weight is missing: without it the smallest sigma (target -z / sigma) swamp the loss")
+        if _close(loss, 0.5 * (sigma * s - noise).pow(2).sum(1).mean()):
+            raise Wrong("wrong sign of the target: the score of q(x~ | x0) is -z / sigma, back towards x0")
+        if _close(loss, want / x0.shape[1]):
+            raise Wrong("the loss averages over the dimensions; Song and Ermon sum them (mean over the batch only)")
+        if _close(loss, 2 * want):
+            raise Wrong("the factor 1/2 is missing")
+        raise Wrong("the loss differs from 1/2 mean |sigma s(x0 + sigma z, sigma) + z|^2")
+    return ["1/2 sigma^2 |s + z / sigma|^2, summed over dimensions, averaged over six levels from 0.01 to 3"]
+
+
+def _ref_dsm_loss(score_fn, x0, sigma, noise):
+    return 0.5 * (sigma * score_fn(x0 + sigma * noise, sigma) + noise).pow(2).sum(1).mean()
+
+
+# ---------------------------------------------------------------------------------------------- chapter 5
+def _grade_vp_marginal(fn) -> list[str]:
+    """vp_marginal(x0 (B,), t (B,), beta_min, beta_max) -> mean (B,), std (B,) of q(x_t | x_0) of the VP-SDE."""
+    from scipy.integrate import solve_ivp
+
+    beta_min, beta_max = 0.1, 20.0
+    x0 = torch.tensor([-3.0, -1.0, 0.5, 2.0, 3.0, 1.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.01, 0.1, 0.3, 0.7, 1.0], dtype=torch.float64)
+    mean, std = fn(x0.clone(), t.clone(), beta_min, beta_max)
+    mean, std = _shape(mean, (6,), "mean"), _shape(std, (6,), "std")
+    beta = lambda s: beta_min + (beta_max - beta_min) * s  # noqa: E731
+    # the moment ODEs of dx = -beta x / 2 dt + sqrt(beta) dw, solved numerically: dm/dt = -beta m / 2,
+    # dv/dt = -beta v + beta (Saerkkae and Solin 2019, eq. 5.51), from m = x0, v = 0
+    want_m, want_v = [], []
+    for x, tt in zip(x0.tolist(), t.tolist()):
+        if tt == 0:
+            want_m.append(x), want_v.append(0.0)
+            continue
+        sol = solve_ivp(lambda s, y: [-0.5 * beta(s) * y[0], -beta(s) * y[1] + beta(s)], (0, tt), [x, 0.0],
+                        rtol=1e-10, atol=1e-12)
+        want_m.append(sol.y[0, -1]), want_v.append(sol.y[1, -1])
+    want_m, want_v = torch.tensor(want_m, dtype=torch.float64), torch.tensor(want_v, dtype=torch.float64)
+    if not _close(mean, want_m, rtol=1e-6, atol=1e-8):
+        B = beta_min * t + 0.5 * (beta_max - beta_min) * t**2
+        if _close(mean, x0 * torch.exp(-B)):
+            raise Wrong("the mean is x0 exp(-B(t) / 2) with B(t) = int_0^t beta: the drift is -beta x / 2")
+        if _close(mean, x0 * torch.exp(-0.5 * (beta_min * t + (beta_max - beta_min) * t**2))):
+            raise Wrong("B(t) = beta_min t + (beta_max - beta_min) t^2 / 2: the integral of the linear beta halves t^2")
+        raise Wrong("the mean differs from the solution of dm/dt = -beta(t) m / 2")
+    if not _close(std, want_v.sqrt(), rtol=1e-6, atol=1e-8):
+        if _close(std, want_v, rtol=1e-6, atol=1e-8):
+            raise Wrong("std holds the variance 1 - exp(-B(t)); the standard deviation is its square root")
+        raise Wrong("the standard deviation differs from that of dv/dt = -beta v + beta, v(0) = 0")
+    return ["mean and standard deviation equal the solution of the moment ODEs at t = 0 ... 1"]
+
+
+def _ref_vp_marginal(x0, t, beta_min, beta_max):
+    B = beta_min * t + 0.5 * (beta_max - beta_min) * t**2
+    return x0 * torch.exp(-0.5 * B), torch.sqrt(1 - torch.exp(-B))
+
+
+# ---------------------------------------------------------------------------------------------- chapter 6
+def _grade_score_from_eps(fn) -> list[str]:
+    """score_from_eps(eps (B, D), sigma (B, 1)) -> score (B, D), from the ideal noise prediction of Gaussian data."""
+    g = torch.Generator().manual_seed(2)
+    s2 = 0.7  # data N(0, s2 I): x_t = alpha x0 + sigma eps is N(0, alpha^2 s2 + sigma^2), and E[eps | x_t] is linear
+    alpha = torch.tensor([[0.99], [0.8], [0.5], [0.1]], dtype=torch.float64)
+    sigma = (1 - alpha**2).sqrt()
+    x = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    var = alpha**2 * s2 + sigma**2
+    eps_star = sigma * x / var  # E[eps | x_t = x] (the exact posterior of a linear-Gaussian model)
+    score = _shape(fn(eps_star.clone(), sigma.clone()), (4, 3), "the score")
+    want = -x / var  # grad log N(x; 0, var)
+    if not _close(score, want):
+        if _close(score, -want):
+            raise Wrong("wrong sign: the score points towards the data, s = -eps / sigma")
+        if _close(score, -eps_star / sigma**2):
+            raise Wrong("divided by sigma^2: x_t = alpha x0 + sigma eps gives grad log q = -eps / sigma, sigma the std")
+        raise Wrong("the score differs from grad log p_t(x) = -x / (alpha^2 s^2 + sigma^2) of Gaussian data")
+    return ["-eps*(x) / sigma equals the exact score of Gaussian data at four noise levels"]
+
+
+def _ref_score_from_eps(eps, sigma):
+    return -eps / sigma
+
+
+# ---------------------------------------------------------------------------------------------- chapter 8
+_PI = torch.tensor([0.3, 0.7], dtype=torch.float64)
+_MU = torch.tensor([[-1.0, 0.5], [1.5, -1.0]], dtype=torch.float64)
+
+
+def _gauss_logits(x, t):
+    """Logits of the exact classifier of two Gaussian classes N(MU_k, I) with priors PI: log PI_k - |x - MU_k|^2 / 2."""
+    return _PI.log() - ((x[:, None, :] - _MU) ** 2).sum(-1) / 2
+
+
+def _grade_guided_score(fn) -> list[str]:
+    """guided_score(score (B, D), classifier, x (B, D), t (B,), y, gamma) -> score + gamma grad_x log p(y | x)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    t = torch.full((5,), 0.5, dtype=torch.float64)
+    score = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    r = torch.softmax(_gauss_logits(x, t), 1)
+    checked = []
+    for y, gamma in ((0, 1.0), (1, 3.0), (1, 0.0)):
+        got = _shape(fn(score.clone(), _gauss_logits, x.clone(), t.clone(), y, gamma), (5, 2), "the guided score")
+        grad = _MU[y] - r @ _MU  # grad_x log p(y | x) = MU_y - sum_k r_k MU_k for equal covariances
+        want = score + gamma * grad
+        if not _close(got, want):
+            if _close(got, score - gamma * grad):
+                raise Wrong("wrong sign: guidance adds gamma grad log p(y | x), towards the class")
+            if _close(got, score + gamma * r[:, y:y + 1] * grad):
+                raise Wrong("that is the gradient of p(y | x); guidance takes the gradient of log p(y | x)")
+            if _close(got, score + gamma * (_MU[y] - x)):
+                raise Wrong("that is the gradient of the logit alone; log p(y | x) needs the log-softmax")
+            if gamma != 1 and _close(got, score + grad):
+                raise Wrong("the scale gamma is missing")
+            raise Wrong(f"at y = {y}, gamma = {gamma:g} the guided score differs from score + gamma grad log p(y | x)")
+        checked.append(f"y = {y}, gamma = {gamma:g}")
+    return [f"score + gamma grad log p(y | x) of an exact two-Gaussian classifier at {'; '.join(checked)}"]
+
+
+def _ref_guided_score(score, classifier, x, t, y, gamma):
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        log_p = torch.log_softmax(classifier(xg, t), 1)[:, y].sum()
+        grad = torch.autograd.grad(log_p, xg)[0]
+    return score + gamma * grad
+
+
+# ---------------------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Exercise:
+    chapter: int
+    number: int
+    title: str
+    grader: Callable[[Callable], list[str]]
+    reference: Callable
+
+    @property
+    def label(self) -> str:
+        return f"Exercise {self.chapter}.{self.number}"
+
+
+EXERCISES: dict[str, Exercise] = {
+    "forward_marginal": Exercise(1, 1, "the forward marginal q(x_i | x_0)", _grade_forward_marginal, _ref_forward_marginal),
+    "ddpm_loss": Exercise(1, 2, "the DDPM loss", _grade_ddpm_loss, _ref_ddpm_loss),
+    "dsm_loss": Exercise(2, 1, "the sigma^2-weighted denoising score matching loss", _grade_dsm_loss, _ref_dsm_loss),
+    "vp_marginal": Exercise(5, 1, "the VP-SDE's marginal mean and standard deviation", _grade_vp_marginal,
+                            _ref_vp_marginal),
+    "score_from_eps": Exercise(6, 1, "from predicted noise to the score", _grade_score_from_eps, _ref_score_from_eps),
+    "guided_score": Exercise(8, 1, "the classifier-guided score", _grade_guided_score, _ref_guided_score),
+}
+
+
+def check(name: str, fn: Callable) -> Verdict:
+    """Run exercise `name`'s grader on fn: a Verdict, never an exception (a stub's NotImplementedError is
+    NOT_IMPLEMENTED, any other error or wrong value is "failed" with the reason)."""
+    if name not in EXERCISES:
+        raise KeyError(f"unknown exercise {name!r}; there are {', '.join(EXERCISES)}")
+    try:
+        with torch.no_grad():
+            passed = EXERCISES[name].grader(fn)
+    except NotImplementedError:
+        return Verdict(name, NOT_IMPLEMENTED, ["the function still raises NotImplementedError: the chapter goes on "
+                                               "with the course's own"])
+    except Wrong as err:
+        return Verdict(name, "failed", [str(err)])
+    except Exception as err:  # a learner's bug: say what it was, keep the chapter running
+        return Verdict(name, "failed", [f"it raised {type(err).__name__}: {err}"])
+    return Verdict(name, "passed", passed)
+
+
+def grade(name: str, fn: Callable) -> Callable:
+    """Print exercise `name`'s verdict on fn; return fn when it passed, the course's own function otherwise."""
+    verdict = check(name, fn)
+    print(verdict)
+    return fn if verdict.passed else EXERCISES[name].reference
+
