@@ -20,6 +20,7 @@ t = i / T, a gradient of p for one of log p) its grader recognises it and names 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -172,6 +173,90 @@ def _ref_dsm_loss(score_fn, x0, sigma, noise):
     return 0.5 * (sigma * score_fn(x0 + sigma * noise, sigma) + noise).pow(2).sum(1).mean()
 
 
+# ---------------------------------------------------------------------------------------------- chapter 3
+def _grade_ula_step(fn) -> list[str]:
+    """ula_step(x (C,), grad_log_p, h, xi (C,)) -> x + h grad_log_p(x) + sqrt(2h) xi."""
+    g = torch.Generator().manual_seed(7)
+    s2, h = 2.0, 0.4  # target N(0, s2); ULA's own stationary law is N(0, s2 / (1 - h / (2 s2)))
+    grad = lambda x: -x / s2  # noqa: E731
+    x, xi = torch.randn(5, generator=g, dtype=torch.float64), torch.randn(5, generator=g, dtype=torch.float64)
+    got = _shape(fn(x.clone(), grad, h, xi.clone()), (5,), "the step")
+    if not _close(got, x + h * grad(x) + (2 * h) ** 0.5 * xi):
+        if _close(got, x + h * grad(x) + h**0.5 * xi):
+            raise Wrong("the noise is sqrt(2h) xi in this course's convention (Euler-Maruyama of dX = grad log p dt "
+                        "+ sqrt(2) dW); sqrt(h) xi belongs with a drift of h / 2")
+        if _close(got, x - h * grad(x) + (2 * h) ** 0.5 * xi):
+            raise Wrong("wrong sign: the step climbs log p, x + h grad log p")
+        raise Wrong("the step differs from x + h grad log p(x) + sqrt(2h) xi")
+    # the exact stationary law of the chain it defines: from N(0, v) it stays N(0, v), v = s2 / (1 - h / (2 s2))
+    v = s2 / (1 - h / (2 * s2))
+    chains = v**0.5 * torch.randn(20_000, generator=g, dtype=torch.float64)
+    for _ in range(100):
+        chains = fn(chains, grad, h, torch.randn(20_000, generator=g, dtype=torch.float64))
+    var, se = float(chains.var()), v * (2 / 20_000) ** 0.5
+    if abs(var - v) > 5 * se:
+        raise Wrong(f"after 100 steps from ULA's stationary law N(0, {v:.3f}) the variance is {var:.3f}")
+    return ["x + h grad log p(x) + sqrt(2h) xi on a Gaussian target",
+            f"100 steps from N(0, {v:.3f}), ULA's exact stationary law at h = {h}, keep its variance "
+            f"({var:.3f}, within 5 standard errors of {se:.3f})"]
+
+
+def _ref_ula_step(x, grad_log_p, h, xi):
+    return x + h * grad_log_p(x) + (2 * h) ** 0.5 * xi
+
+
+def _mixture_log_p(x):
+    """log of 0.3 N(-1, 0.5^2) + 0.7 N(2, 1), up to a constant: a target that is not Gaussian."""
+    a = torch.log(torch.tensor(0.3)) - 0.5 * ((x + 1) / 0.5) ** 2 - math.log(0.5)
+    b = torch.log(torch.tensor(0.7)) - 0.5 * (x - 2) ** 2
+    return torch.logaddexp(a, b)
+
+
+def _mixture_grad(x):
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        return torch.autograd.grad(_mixture_log_p(xg).sum(), xg)[0]
+
+
+def _log_q(y, x, h):
+    """log N(y; x + h grad log p(x), 2h), MALA's proposal, up to a constant that cancels in the ratio."""
+    return -(y - x - h * _mixture_grad(x)) ** 2 / (4 * h)
+
+
+def _grade_mala_log_accept(fn) -> list[str]:
+    """mala_log_accept(x (C,), y (C,), log_p, grad_log_p, h) -> (C,) log of MALA's acceptance probability."""
+    g = torch.Generator().manual_seed(8)
+    h = 0.3
+    x = 3 * torch.randn(400, generator=g, dtype=torch.float64)
+    y = x + h * _mixture_grad(x) + (2 * h) ** 0.5 * torch.randn(400, generator=g, dtype=torch.float64)
+    forward = _shape(fn(x.clone(), y.clone(), _mixture_log_p, _mixture_grad, h), (400,), "log alpha")
+    backward = _shape(fn(y.clone(), x.clone(), _mixture_log_p, _mixture_grad, h), (400,), "log alpha")
+    if bool((forward > 1e-12).any()):
+        raise Wrong("log alpha > 0: the acceptance probability is min(1, ratio), so its log is min(0, log ratio)")
+    # detailed balance: p(x) q(y | x) alpha(x, y) = p(y) q(x | y) alpha(y, x), for every pair
+    lhs = _mixture_log_p(x) + _log_q(y, x, h) + forward
+    rhs = _mixture_log_p(y) + _log_q(x, y, h) + backward
+    if not _close(lhs, rhs, rtol=1e-6, atol=1e-6):
+        rwm = torch.clamp(_mixture_log_p(y) - _mixture_log_p(x), max=0)
+        if _close(forward, rwm, rtol=1e-6, atol=1e-6):
+            raise Wrong("that is random-walk Metropolis: MALA's proposal is not symmetric, so the ratio needs "
+                        "q(x | y) / q(y | x)")
+        wrong_var = torch.clamp(_mixture_log_p(y) - _mixture_log_p(x) + 2 * (_log_q(x, y, h) - _log_q(y, x, h)), max=0)
+        if _close(forward, wrong_var, rtol=1e-6, atol=1e-6):
+            raise Wrong("the proposal's variance is 2h (the step adds sqrt(2h) xi), not h")
+        reversed_ = torch.clamp(_mixture_log_p(y) - _mixture_log_p(x) + _log_q(y, x, h) - _log_q(x, y, h), max=0)
+        if _close(forward, reversed_, rtol=1e-6, atol=1e-6):
+            raise Wrong("the proposal ratio is upside down: it is q(x | y) / q(y | x), the way back over the way there")
+        raise Wrong("detailed balance p(x) q(y|x) alpha(x, y) = p(y) q(x|y) alpha(y, x) fails")
+    return ["log alpha <= 0 on 400 proposals", "detailed balance p(x) q(y|x) alpha(x, y) = p(y) q(x|y) alpha(y, x) "
+            "holds pair by pair on a two-Gaussian mixture"]
+
+
+def _ref_mala_log_accept(x, y, log_p, grad_log_p, h):
+    log_q = lambda b, a: -(b - a - h * grad_log_p(a)) ** 2 / (4 * h)  # noqa: E731
+    return torch.clamp(log_p(y) - log_p(x) + log_q(x, y) - log_q(y, x), max=0)
+
+
 # ---------------------------------------------------------------------------------------------- chapter 5
 def _grade_vp_marginal(fn) -> list[str]:
     """vp_marginal(x0 (B,), t (B,), beta_min, beta_max) -> mean (B,), std (B,) of q(x_t | x_0) of the VP-SDE."""
@@ -238,6 +323,89 @@ def _ref_score_from_eps(eps, sigma):
     return -eps / sigma
 
 
+# ---------------------------------------------------------------------------------------------- chapter 7
+_T = 1000  # the assignment's DDPM_SDE: beta(t) = T beta_{tT}, linear from 0.0800801 to 20 (sde.discrete_beta_range)
+
+
+def _ddpm_sde_range() -> tuple[float, float]:
+    from .sde import discrete_beta_range
+
+    return discrete_beta_range(_T, 1e-4, 0.02)
+
+
+def _grade_continuous_loss(fn) -> list[str]:
+    """continuous_loss(eps_model, x0 (B, D), t (B,), noise (B, D), beta_min, beta_max) -> mean |eps - eps_theta|^2."""
+    g = torch.Generator().manual_seed(5)
+    beta_min, beta_max = _ddpm_sde_range()
+    x0, noise = (torch.randn(6, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    t = torch.tensor([1e-3, 0.01, 0.1, 0.4, 0.7, 1.0], dtype=torch.float64)
+    seen = {}
+
+    def eps_model(x, tt):  # a fixed "network", linear in x, that records the time it was given
+        seen["t"] = torch.as_tensor(tt).double().clone()
+        return 0.3 * x - torch.as_tensor(tt).double()[:, None]
+
+    loss = torch.as_tensor(fn(eps_model, x0.clone(), t.clone(), noise.clone(), beta_min, beta_max)).double()
+    if loss.ndim != 0:
+        raise Wrong(f"the loss must be one number, got shape {tuple(loss.shape)}")
+    if "t" not in seen:
+        raise Wrong("the loss never called eps_model(x_t, t)")
+    if not _close(seen["t"], t):
+        if _close(seen["t"], t * _T):
+            raise Wrong("the network was given t T, a step index; it takes the time t in [t_min, 1]")
+        raise Wrong("the network's time input is not t")
+    B = (beta_min * t + 0.5 * (beta_max - beta_min) * t**2)[:, None]
+    alpha, sigma = torch.exp(-0.5 * B), torch.sqrt(1 - torch.exp(-B))
+    want = (noise - eps_model(alpha * x0 + sigma * noise, t)).pow(2).mean()
+    if not _close(loss, want):
+        if _close(loss, (noise - eps_model(alpha * x0 + sigma**2 * noise, t)).pow(2).mean()):
+            raise Wrong("x_t was built with the variance sigma(t)^2 times the noise; it takes the standard deviation")
+        if _close(loss, (noise - eps_model(torch.exp(-B) * x0 + sigma * noise, t)).pow(2).mean()):
+            raise Wrong("the mean of x_t is exp(-B(t) / 2) x0 = sqrt(alpha_bar(t)) x0, not alpha_bar(t) x0")
+        raise Wrong("the loss differs from mean |eps - eps_theta(sqrt(abar(t)) x0 + sigma(t) eps, t)|^2")
+    return ["x_t = exp(-B/2) x0 + sqrt(1 - exp(-B)) eps at six times from t_min to 1, the network at t itself"]
+
+
+def _ref_continuous_loss(eps_model, x0, t, noise, beta_min, beta_max):
+    B = (beta_min * t + 0.5 * (beta_max - beta_min) * t**2)[:, None]
+    return (noise - eps_model(torch.exp(-0.5 * B) * x0 + torch.sqrt(1 - torch.exp(-B)) * noise, t)).pow(2).mean()
+
+
+def _grade_ancestral_step(fn) -> list[str]:
+    """ancestral_step(x (B, D), score (B, D), beta (B, 1), z (B, D)) -> (x + beta s) / sqrt(1 - beta) + sqrt(beta) z."""
+    g = torch.Generator().manual_seed(6)
+    # a DDPM chain of 40 steps; step i of a point x_i drawn from q(x_i | x_0), with the conditional score of
+    # q(x_i | x_0): the noiseless step must land on the exact posterior mean of q(x_{i-1} | x_i, x_0)
+    betas = torch.linspace(1e-3, 0.2, 40, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0)
+    i = torch.tensor([1, 2, 5, 10, 20, 39])  # steps 2..40 (index i is step i + 1), so step i - 1 exists
+    x0 = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    eps = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    a_i, a_prev, beta = abar[i][:, None], abar[i - 1][:, None], betas[i][:, None]
+    x_i = a_i.sqrt() * x0 + (1 - a_i).sqrt() * eps
+    score = -(x_i - a_i.sqrt() * x0) / (1 - a_i)
+    mean = _shape(fn(x_i.clone(), score.clone(), beta.clone(), torch.zeros_like(x_i)), (6, 2), "the step")
+    posterior = (a_prev.sqrt() * beta / (1 - a_i)) * x0 + ((1 - beta).sqrt() * (1 - a_prev) / (1 - a_i)) * x_i
+    if not _close(mean, posterior):  # Ho et al. eq. 7
+        if _close(mean, (x_i - beta * score) / (1 - beta).sqrt()):
+            raise Wrong("wrong sign: the step moves along the score, x + beta s")
+        if _close(mean, (x_i + beta * score) / (1 - beta)):
+            raise Wrong("divide by sqrt(1 - beta): the forward step shrank x by sqrt(1 - beta), not by 1 - beta")
+        raise Wrong("with z = 0 the step misses the exact posterior mean of q(x_{i-1} | x_i, x_0) (Ho et al., eq. 7)")
+    z = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    noisy = _shape(fn(x_i.clone(), score.clone(), beta.clone(), z.clone()), (6, 2), "the step")
+    if not _close(noisy - mean, beta.sqrt() * z):
+        if _close(noisy - mean, beta * z):
+            raise Wrong("the noise is beta z, a variance; the step adds sqrt(beta) z")
+        raise Wrong("the noise added is not sqrt(beta) z")
+    return ["with z = 0 it lands on the exact posterior mean of q(x_{i-1} | x_i, x_0) (Ho et al., eq. 7)",
+            "it adds sqrt(beta) z of noise"]
+
+
+def _ref_ancestral_step(x, score, beta, z):
+    return (x + beta * score) / (1 - beta).sqrt() + beta.sqrt() * z
+
+
 # ---------------------------------------------------------------------------------------------- chapter 8
 _PI = torch.tensor([0.3, 0.7], dtype=torch.float64)
 _MU = torch.tensor([[-1.0, 0.5], [1.5, -1.0]], dtype=torch.float64)
@@ -300,9 +468,14 @@ EXERCISES: dict[str, Exercise] = {
     "forward_marginal": Exercise(1, 1, "the forward marginal q(x_i | x_0)", _grade_forward_marginal, _ref_forward_marginal),
     "ddpm_loss": Exercise(1, 2, "the DDPM loss", _grade_ddpm_loss, _ref_ddpm_loss),
     "dsm_loss": Exercise(2, 1, "the sigma^2-weighted denoising score matching loss", _grade_dsm_loss, _ref_dsm_loss),
+    "ula_step": Exercise(3, 1, "the ULA step", _grade_ula_step, _ref_ula_step),
+    "mala_log_accept": Exercise(3, 2, "MALA's acceptance probability", _grade_mala_log_accept, _ref_mala_log_accept),
     "vp_marginal": Exercise(5, 1, "the VP-SDE's marginal mean and standard deviation", _grade_vp_marginal,
                             _ref_vp_marginal),
     "score_from_eps": Exercise(6, 1, "from predicted noise to the score", _grade_score_from_eps, _ref_score_from_eps),
+    "continuous_loss": Exercise(7, 1, "the continuous-time noise-matching loss", _grade_continuous_loss,
+                                _ref_continuous_loss),
+    "ancestral_step": Exercise(7, 2, "one ancestral step", _grade_ancestral_step, _ref_ancestral_step),
     "guided_score": Exercise(8, 1, "the classifier-guided score", _grade_guided_score, _ref_guided_score),
 }
 

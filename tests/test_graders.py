@@ -22,6 +22,10 @@ def test_the_reference_passes_and_a_stub_is_not_yet_implemented(name, capsys):
     assert "not yet implemented" in capsys.readouterr().out
 
 
+def _B(t, beta_min, beta_max):
+    return (beta_min * t + 0.5 * (beta_max - beta_min) * t**2)[:, None]
+
+
 def _abar(alpha_bars, i):
     return alpha_bars[i - 1][:, None]
 
@@ -47,6 +51,19 @@ WRONG = {
         (lambda f, x0, sig, z: 0.5 * (sig * f(x0 + sig * z, sig) - z).pow(2).sum(1).mean(), "wrong sign of the target"),
         (lambda f, x0, sig, z: 0.5 * (sig * f(x0 + sig * z, sig) + z).pow(2).mean(), "averages over the dimensions"),
     ],
+    "ula_step": [
+        (lambda x, gl, h, xi: x + h * gl(x) + h**0.5 * xi, "the noise is sqrt(2h) xi"),
+        (lambda x, gl, h, xi: x - h * gl(x) + (2 * h) ** 0.5 * xi, "wrong sign"),
+    ],
+    "mala_log_accept": [
+        (lambda x, y, lp, gl, h: torch.clamp(lp(y) - lp(x), max=0), "random-walk Metropolis"),
+        (lambda x, y, lp, gl, h: torch.clamp(lp(y) - lp(x) - (x - y - h * gl(y)) ** 2 / (2 * h)
+                                             + (y - x - h * gl(x)) ** 2 / (2 * h), max=0), "variance is 2h"),
+        (lambda x, y, lp, gl, h: torch.clamp(lp(y) - lp(x) - (y - x - h * gl(x)) ** 2 / (4 * h)
+                                             + (x - y - h * gl(y)) ** 2 / (4 * h), max=0), "upside down"),
+        (lambda x, y, lp, gl, h: lp(y) - lp(x) - (x - y - h * gl(y)) ** 2 / (4 * h) + (y - x - h * gl(x)) ** 2 / (4 * h),
+         "min(0, log ratio)"),
+    ],
     "vp_marginal": [
         (lambda x0, t, b0, b1: (x0 * torch.exp(-0.5 * (b0 * t + 0.5 * (b1 - b0) * t**2)),
                                 1 - torch.exp(-(b0 * t + 0.5 * (b1 - b0) * t**2))), "holds the variance"),
@@ -54,6 +71,20 @@ WRONG = {
                                 torch.sqrt(1 - torch.exp(-(b0 * t + 0.5 * (b1 - b0) * t**2)))), "the drift is -beta x / 2"),
         (lambda x0, t, b0, b1: (x0 * torch.exp(-0.5 * (b0 * t + (b1 - b0) * t**2)),
                                 torch.sqrt(1 - torch.exp(-(b0 * t + (b1 - b0) * t**2)))), "halves t^2"),
+    ],
+    "continuous_loss": [
+        (lambda m, x0, t, n, b0, b1: graders._ref_continuous_loss(lambda x, tt: m(x, tt * 1000), x0, t, n, b0, b1),
+         "the network was given t T"),
+        (lambda m, x0, t, n, b0, b1: (n - m(torch.exp(-0.5 * _B(t, b0, b1)) * x0 + (1 - torch.exp(-_B(t, b0, b1))) * n,
+                                            t)).pow(2).mean(), "the variance sigma(t)^2 times the noise"),
+        (lambda m, x0, t, n, b0, b1: (n - m(torch.exp(-_B(t, b0, b1)) * x0
+                                            + torch.sqrt(1 - torch.exp(-_B(t, b0, b1))) * n, t)).pow(2).mean(),
+         "not alpha_bar(t) x0"),
+    ],
+    "ancestral_step": [
+        (lambda x, s, b, z: (x - b * s) / (1 - b).sqrt() + b.sqrt() * z, "wrong sign"),
+        (lambda x, s, b, z: (x + b * s) / (1 - b) + b.sqrt() * z, "divide by sqrt(1 - beta)"),
+        (lambda x, s, b, z: (x + b * s) / (1 - b).sqrt() + b * z, "the noise is beta z, a variance"),
     ],
     "score_from_eps": [
         (lambda eps, sigma: eps / sigma, "wrong sign"),
