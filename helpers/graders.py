@@ -257,6 +257,78 @@ def _ref_mala_log_accept(x, y, log_p, grad_log_p, h):
     return torch.clamp(log_p(y) - log_p(x) + log_q(x, y) - log_q(y, x), max=0)
 
 
+# ---------------------------------------------------------------------------------------------- chapter 4
+def _grade_log_joint(fn) -> list[str]:
+    """log_joint(z (B, d), x (B, D), f, g, sigma, sigma0) -> (B,) log p_omega(z) + log p_psi(x | z) up to constants.
+
+    Checked through its z-gradient, the posterior's grad-log-density: with f = 0 and a linear generator
+    g(z) = A z + b the posterior is Gaussian, N(mu, S) with S = (A^T A / sigma^2 + I / sigma0^2)^-1 and
+    mu = S A^T (x - b) / sigma^2, so grad_z log p(z | x) = -S^-1 (z - mu) exactly; a quadratic f = -a |z|^2 / 2
+    adds -a z."""
+    g = torch.Generator().manual_seed(9)
+    d, D, sigma, sigma0 = 2, 3, 0.3, 1.5
+    A, b = torch.randn(D, d, generator=g, dtype=torch.float64), torch.randn(D, generator=g, dtype=torch.float64)
+    gen = lambda z: z @ A.T + b  # noqa: E731
+    z, x = torch.randn(5, d, generator=g, dtype=torch.float64), torch.randn(5, D, generator=g, dtype=torch.float64)
+    precision = A.T @ A / sigma**2 + torch.eye(d, dtype=torch.float64) / sigma0**2
+    mu = torch.linalg.solve(precision, A.T @ (x - b).T / sigma**2).T
+    checked = []
+    for a_ in (0.0, 0.7):
+        f = lambda zz, a_=a_: -0.5 * a_ * zz.pow(2).sum(1)  # noqa: E731
+        with torch.enable_grad():
+            zg = z.clone().requires_grad_(True)
+            value = torch.as_tensor(fn(zg, x.clone(), f, gen, sigma, sigma0))
+            if value.shape != (5,):
+                raise Wrong(f"log_joint has shape {tuple(value.shape)}; expected (5,), one value per z")
+            grad = torch.autograd.grad(value.sum(), zg)[0].double()
+        want = -(z - mu) @ precision.T - a_ * z
+        if not _close(grad, want, rtol=1e-6, atol=1e-8):
+            def mistaken(noise_var, base=True, f_sign=1.0):  # the gradient of a log-joint written with a mistake
+                return (x - gen(z)) @ A / noise_var - f_sign * a_ * z - (z / sigma0**2 if base else 0)
+
+            if _close(grad, mistaken(sigma), rtol=1e-6, atol=1e-8):
+                raise Wrong("the likelihood divides |x - g(z)|^2 by 2 sigma: it is 2 sigma^2, sigma the noise's std")
+            if _close(grad, mistaken(sigma**2, base=False), rtol=1e-6, atol=1e-8):
+                raise Wrong("the Gaussian base p_0 = N(0, sigma0^2 I) is missing from the prior: "
+                            "log p_omega = f - |z|^2 / (2 sigma0^2)")
+            if a_ != 0 and _close(grad, mistaken(sigma**2, f_sign=-1.0), rtol=1e-6, atol=1e-8):
+                raise Wrong("wrong sign of f: the prior is p_0 exp(+f), its log is f - |z|^2 / (2 sigma0^2)")
+            raise Wrong("its z-gradient misses the exact posterior's -S^-1 (z - mu) of a linear-Gaussian model")
+        checked.append("f = 0" if a_ == 0 else f"f = -{a_} |z|^2 / 2")
+    return [f"grad_z equals the exact posterior's of a linear-Gaussian model ({'; '.join(checked)})"]
+
+
+def _ref_log_joint(z, x, f, g, sigma, sigma0):
+    return f(z) - z.pow(2).sum(1) / (2 * sigma0**2) - (x - g(z)).pow(2).sum(1) / (2 * sigma**2)
+
+
+def _grade_prior_loss(fn) -> list[str]:
+    """prior_loss(f, z_post (B, d), z_prior (B, d)) -> scalar whose omega-gradient is minus Pang et al.'s eq. 7:
+    -(E_post[grad f] - E_prior[grad f]); checked on f_omega(z) = omega . phi(z) with phi fixed, where it is exact."""
+    g = torch.Generator().manual_seed(10)
+    phi = lambda z: torch.stack([z[:, 0], z[:, 1] ** 2, torch.sin(z[:, 0] * z[:, 1])], 1)  # noqa: E731
+    z_post = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    z_prior = torch.randn(50, 2, generator=g, dtype=torch.float64) + 0.5
+    with torch.enable_grad():
+        omega = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
+        f = lambda z: phi(z) @ omega  # noqa: E731
+        loss = torch.as_tensor(fn(f, z_post.clone(), z_prior.clone()))
+        if loss.ndim != 0:
+            raise Wrong(f"the loss must be one number, got shape {tuple(loss.shape)}")
+        grad = torch.autograd.grad(loss, omega)[0]
+    want = -(phi(z_post).mean(0) - phi(z_prior).mean(0))
+    if not _close(grad, want):
+        if _close(grad, -want):
+            raise Wrong("wrong sign: gradient descent on the loss must raise f at posterior latents and lower it at "
+                        "prior ones, so the loss is mean f(z_prior) - mean f(z_post)")
+        raise Wrong("its gradient is not -(E_post[grad f] - E_prior[grad f]) (Pang et al., eq. 7)")
+    return ["its omega-gradient is -(mean grad f(z_post) - mean grad f(z_prior)), exactly, for f linear in omega"]
+
+
+def _ref_prior_loss(f, z_post, z_prior):
+    return f(z_prior).mean() - f(z_post).mean()
+
+
 # ---------------------------------------------------------------------------------------------- chapter 5
 def _grade_vp_marginal(fn) -> list[str]:
     """vp_marginal(x0 (B,), t (B,), beta_min, beta_max) -> mean (B,), std (B,) of q(x_t | x_0) of the VP-SDE."""
@@ -470,6 +542,9 @@ EXERCISES: dict[str, Exercise] = {
     "dsm_loss": Exercise(2, 1, "the sigma^2-weighted denoising score matching loss", _grade_dsm_loss, _ref_dsm_loss),
     "ula_step": Exercise(3, 1, "the ULA step", _grade_ula_step, _ref_ula_step),
     "mala_log_accept": Exercise(3, 2, "MALA's acceptance probability", _grade_mala_log_accept, _ref_mala_log_accept),
+    "log_joint": Exercise(4, 1, "the log-joint, whose z-gradient drives the posterior chain", _grade_log_joint,
+                          _ref_log_joint),
+    "prior_loss": Exercise(4, 2, "the prior's learning gradient as a loss", _grade_prior_loss, _ref_prior_loss),
     "vp_marginal": Exercise(5, 1, "the VP-SDE's marginal mean and standard deviation", _grade_vp_marginal,
                             _ref_vp_marginal),
     "score_from_eps": Exercise(6, 1, "from predicted noise to the score", _grade_score_from_eps, _ref_score_from_eps),

@@ -64,6 +64,16 @@ WRONG = {
         (lambda x, y, lp, gl, h: lp(y) - lp(x) - (x - y - h * gl(y)) ** 2 / (4 * h) + (y - x - h * gl(x)) ** 2 / (4 * h),
          "min(0, log ratio)"),
     ],
+    "log_joint": [
+        (lambda z, x, f, g, s, s0: f(z) - z.pow(2).sum(1) / (2 * s0**2) - (x - g(z)).pow(2).sum(1) / (2 * s),
+         "by 2 sigma"),
+        (lambda z, x, f, g, s, s0: f(z) - (x - g(z)).pow(2).sum(1) / (2 * s**2), "base p_0"),
+        (lambda z, x, f, g, s, s0: -f(z) - z.pow(2).sum(1) / (2 * s0**2) - (x - g(z)).pow(2).sum(1) / (2 * s**2),
+         "wrong sign of f"),
+    ],
+    "prior_loss": [
+        (lambda f, zp, zq: f(zp).mean() - f(zq).mean(), "wrong sign"),
+    ],
     "vp_marginal": [
         (lambda x0, t, b0, b1: (x0 * torch.exp(-0.5 * (b0 * t + 0.5 * (b1 - b0) * t**2)),
                                 1 - torch.exp(-(b0 * t + 0.5 * (b1 - b0) * t**2))), "holds the variance"),
