@@ -186,6 +186,37 @@ def test_a_restart_from_the_stored_first_phase_equals_training_both_phases(monke
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+def test_a_stop_during_the_restart_reruns_only_the_restart(monkeypatch, tmp_path, capsys):
+    import dataclasses
+
+    spec = models.get("moons-ddpm")
+    budget = {"steps": 20, "checkpoint_every": 4, "restart": {"steps": 10, "lr": 1e-3, "warmup": 2}}
+    monkeypatch.setitem(models.REGISTRY, "moons-ddpm", dataclasses.replace(spec, fast=budget))
+    whole, _, _ = models.train_model("moons-ddpm", "fast", folder=tmp_path / "a", progress=False, evaluate=False)
+    calls = {"n": 0}
+
+    def stopping(cfg):  # the loss, stopped at the restart's 7th step (after its checkpoint at step 4)
+        loss = spec.loss(cfg)
+
+        def fn(model, batch, g):
+            calls["n"] += 1
+            if calls["n"] == 20 + 7:
+                raise KeyboardInterrupt
+            return loss(model, batch, g)
+        return fn
+
+    monkeypatch.setitem(models.REGISTRY, "moons-ddpm", dataclasses.replace(spec, fast=budget, loss=stopping))
+    with pytest.raises(KeyboardInterrupt):
+        models.train_model("moons-ddpm", "fast", folder=tmp_path / "b", progress=False, evaluate=False)
+    assert checkpoints.read_manifest(tmp_path / "b")["models"]["moons-ddpm"]["train_steps"] == 20  # the first phase
+    capsys.readouterr()
+    again, entry, result = models.train_model("moons-ddpm", "fast", folder=tmp_path / "b", progress=False,
+                                              evaluate=False)
+    assert "restarting from the stored checkpoint" in capsys.readouterr().out
+    assert result.resumed_from == 4 and calls["n"] == 27 + 6 and entry["train_steps"] == 30  # no first phase again
+    assert all(torch.equal(x, y) for x, y in zip(whole.state_dict().values(), again.state_dict().values()))
+
+
 def test_a_fast_budget_drops_the_full_restart():
     import dataclasses
 

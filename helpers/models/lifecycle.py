@@ -89,7 +89,10 @@ def _first_phase_checkpoint(spec: ModelSpec, folder: Path, first_cfg: dict, devi
         model, entry = load(spec.name, device, folder)
     except CheckpointError:
         return None, 0.0
-    if entry.get("config") != first_cfg:
+    def training_part(config):  # the sample settings may change without retraining
+        return {k: v for k, v in (config or {}).items() if k != "sample"}
+
+    if training_part(entry.get("config")) != training_part(first_cfg):
         return None, 0.0
     print(f"{spec.name}: restarting from the stored checkpoint of the first phase "
           f"({entry['train_steps']} steps, {entry['train_seconds']:.0f} s)")
@@ -106,8 +109,10 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
     A resume file `folder/name.resume.pt` is written while training; rerunning after a kill continues.
     A budget with a "restart" ({"steps", "lr", "warmup"}) trains on from the first phase's EMA weights
     (rounded to the stored dtype) with a fresh optimizer, EMA and generator (seed + 1): a warm restart
-    (Loshchilov & Hutter 2017). When `folder` already holds the first phase's checkpoint (same config
-    minus the restart), the restart starts from it instead of training the first phase again.
+    (Loshchilov & Hutter 2017). The first phase's result is saved as the model's checkpoint (without metrics)
+    before the restart begins, so a stop during the restart reruns only the restart (from its own resume
+    file). When `folder` holds that checkpoint (same config minus the restart and the sample settings), the
+    restart starts from it instead of training the first phase again.
     evaluate: measure the spec's metrics for the manifest (False skips it, e.g. in tests); a model whose
     `requires` are missing from `config.checkpoint_dir()` is stored without metrics, and says so.
     log_dir: TensorBoard logs under log_dir/name (`tblog`: loss, lr, gradient norm, records, and samples every
@@ -161,6 +166,9 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
         if first.ema_state is not None:
             model.load_state_dict(first.ema_state)
         seconds, result = first.seconds, first
+        if restart and save and distributed.is_main():  # a stop during the restart goes on from here, not step 0
+            checkpoints.save_model(folder, name, model.state_dict(), first_cfg,
+                                   _entry(mode, {}, tc["steps"], seconds, first, model, dev), dtype=spec.store_dtype)
     if restart:
         if spec.store_dtype is not None:  # start from the weights exactly as the first phase's file stores them
             model.load_state_dict({k: v.to(spec.store_dtype).float() if v.is_floating_point() else v
@@ -182,16 +190,20 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
         else:
             metrics = spec.evaluate(model, cfg, dev, required, resume_dir=folder if save else None,
                                     progress=progress)
-    entry = {"mode": mode, "metrics": metrics,
-             "train_steps": tc["steps"] + (restart["steps"] if restart else 0), "train_seconds": round(seconds, 1),
-             "final_loss": float(np.mean(result.losses[-500:])),
-             "parameters": nets.count_parameters(model), "hardware": _hardware(dev),
-             "torch": torch.__version__, "created": datetime.date.today().isoformat()}
+    entry = _entry(mode, metrics, tc["steps"] + (restart["steps"] if restart else 0), seconds, result, model, dev)
     if save and main:
         checkpoints.save_model(folder, name, model.state_dict(), cfg, entry, dtype=spec.store_dtype)
         entry = checkpoints.read_manifest(folder)["models"][name]
         _remove_eval_resume_files(folder, name)  # only now: the entry that holds their result is written
     return model, entry, result
+
+
+def _entry(mode: str, metrics: dict, steps: int, seconds: float, result, model: nn.Module, device) -> dict:
+    """A manifest entry's training record: mode, metrics, steps, seconds, the mean of the last 500 losses of
+    `result` (a TrainResult), parameters, hardware, torch and date."""
+    return {"mode": mode, "metrics": metrics, "train_steps": steps, "train_seconds": round(seconds, 1),
+            "final_loss": float(np.mean(result.losses[-500:])), "parameters": nets.count_parameters(model),
+            "hardware": _hardware(device), "torch": torch.__version__, "created": datetime.date.today().isoformat()}
 
 
 def _sample_figure(spec: ModelSpec, cfg: dict, device: torch.device):
