@@ -1,6 +1,8 @@
 """Classifier-free guidance (scores.cfg_eps, mnist-cfg, chapter 8) against the closed form of a two-class
 Gaussian model, its conditional U-Net and label dropout, and its command line."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -116,8 +118,9 @@ def test_cfg_samples_one_label_per_sample_through_the_chunks_and_without_a_label
         models.sample("mnist-cfg", unet, 4, label=[1, 2, 3], **kw)
 
 
-def test_cfg_sampling_from_the_command_line(capsys, tmp_path, tmp_checkpoints):
-    spec = models.get("mnist-cfg")
+def test_cfg_sampling_from_the_command_line(capsys, tmp_path, tmp_checkpoints, monkeypatch):
+    spec = models.get("mnist-cfg")  # three training steps: a checkpoint for the command line to read
+    monkeypatch.setitem(models.REGISTRY, "mnist-cfg", dataclasses.replace(spec, fast={**spec.fast, "steps": 3}))
     models.train_model("mnist-cfg", "fast", progress=False, evaluate=False)
     for argv in (["--label", "5", "--scale", "2"], []):
         out = tmp_path / "digits.npy"

@@ -1,6 +1,6 @@
 """TensorBoard on a real training's logs, read in headless Chromium as a learner reads it (issue #29, part two).
 
-A fast training of `moons-ddpm` writes its log (`train --log-dir`); `tensorboard --logdir` serves it on
+A short training of `moons-ddpm` (its fast budget cut to 200 steps, 50 of them warm-up) writes its log (`train --log-dir`); `tensorboard --logdir` serves it on
 127.0.0.1, and the browser of tests/test_browser.py, offline, opens its time-series dashboard. The
 test asserts that the cards of the loss, the learning rate and the gradient norm are drawn, that the sample
 figure shows, and that the console has no error, and saves the screenshots that the appendix on performance
@@ -8,6 +8,7 @@ shows (`_build/browser/tensorboard.png`). Skipped, with the reason, where Chromi
 unless COURSE_REQUIRE_BROWSER=1 (set by `.ci/run`).
 """
 
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -51,8 +52,11 @@ def board(tmp_path_factory):
     from helpers import models
 
     logs = tmp_path_factory.mktemp("logs")
-    models.train_model("moons-ddpm", "fast", folder=tmp_path_factory.mktemp("checkpoints"), progress=False,
-                       evaluate=False, log_dir=logs)
+    spec = models.get("moons-ddpm")
+    with pytest.MonkeyPatch.context() as patch:  # 200 steps, 50 of warm-up: curves enough for the test
+        patch.setitem(models.REGISTRY, "moons-ddpm", dataclasses.replace(spec, fast={**spec.fast, "steps": 200, "warmup": 50}))
+        models.train_model("moons-ddpm", "fast", folder=tmp_path_factory.mktemp("checkpoints"), progress=False,
+                           evaluate=False, log_dir=logs)
     port = _free_port()
     tensorboard = shutil.which("tensorboard", path=str(Path(sys.executable).parent))  # the venv's own
     proc = subprocess.Popen([tensorboard or "tensorboard", "--logdir", str(logs), "--host", "127.0.0.1",
