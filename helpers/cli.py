@@ -12,6 +12,8 @@
     python -m helpers time MODEL [--steps S] [--device D]
     python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model unet|mlp|both]
     python -m helpers bench --samplers [--n N]   (seconds per sampler at its default steps, side by side)
+    python -m helpers schedules MODEL [--sampler S] [--steps N] [--seeds K ...] [--n N]
+                                            (FD of a few-step solver under each time-step schedule, chapter 7)
     python -m helpers scramble MODEL --out DIR   (a copy of the checkpoints, one model's weights permuted)
     python -m helpers student --out DIR            (the student edition: the exercises' solutions stubbed)
     python -m helpers grade DIR/book               (every exercise's grader on a folder of chapters)
@@ -27,6 +29,7 @@ a diverged training) and argument errors (bad number, unwritable path) print one
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -124,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("model")
     m.add_argument("--steps", type=_positive_int, default=5, help="timed training steps")
     m.add_argument("--device", default=None)
+    sc = sub.add_parser("schedules", help="FD of a few-step solver under each time-step schedule and last time "
+                        "(helpers/schedule_study.py)")
+    sc.add_argument("model")
+    sc.add_argument("--sampler", default="sde-dpm2m", help="a few-step solver of the model (default sde-dpm2m)")
+    sc.add_argument("--steps", type=_positive_int, default=10, help="network calls (default 10)")
+    sc.add_argument("--seeds", type=_int, nargs="+", default=[200, 201, 202],
+                    help="one draw per seed (default 200 201 202: not the manifest's 123-125, which measure the choice)")
+    sc.add_argument("--n", type=_positive_int, default=1000, help="digits per draw (default 1000)")
+    sc.add_argument("--device", default=None)
     c = sub.add_parser("scramble", help="copy the checkpoints with one model's weights permuted (checks must fail)")
     c.add_argument("model")
     c.add_argument("--out", required=True, help="a new folder for the copy; then run a chapter with "
@@ -199,6 +211,26 @@ def _bench(args) -> int:
     rows = bench.run(device, args.steps, args.compile, which)
     print(f"bench on {bench.describe(device)}; fast path by default here: {config.fast_path(device)}")
     print(bench.table(rows, device))
+    return 0
+
+
+def _schedules(spec, args) -> int:
+    """`schedules`: the FD of `schedule_study.study`, one line per setting, against the 1000-step FD."""
+    from . import checkpoints, config, schedule_study
+
+    sampler = spec.sampler(args.sampler)  # ConfigError naming the model's samplers
+    if "t_end" not in inspect.signature(sampler).parameters:
+        return _fail(f"{spec.name}'s {args.sampler} is not a few-step solver; schedules studies "
+                     f"{', '.join(n for n, f in spec.samplers.items() if 't_end' in inspect.signature(f).parameters)}")
+    entry = checkpoints.read_manifest(config.checkpoint_dir())["models"].get(spec.name, {})
+    metrics_ = entry.get("metrics", {})
+    reference = metrics_.get("fd") if metrics_.get("n") == args.n else None  # an FD is compared at equal n only
+    print(f"{spec.name}, {args.sampler} at {args.steps} calls, n = {args.n}, seeds {' '.join(map(str, args.seeds))}"
+          + (f"; ratio to the manifest's {metrics_['eval_steps']}-step FD {reference:.2f}" if reference else ""))
+    rows = schedule_study.study(spec.name, args.sampler, args.steps, tuple(args.seeds), args.n, device=args.device,
+                                reference=reference)
+    best = min(rows, key=lambda r: r["fd"])
+    print(f"lowest mean FD: {best['schedule']}, t_end {'own' if best['t_end'] is None else best['t_end']}")
     return 0
 
 
@@ -333,6 +365,8 @@ def _run(args) -> int:
         print(f"scrambled {path}; its manifest entry keeps the recorded metrics. Now run a chapter with "
               f"COURSE_CHECKPOINTS={args.out}: its check cell must fail")
         return 0
+    if args.command == "schedules":
+        return _schedules(spec, args)
     if args.command == "time":
         r = models.time_steps(spec.name, args.steps, device=args.device)
         print(f"{spec.name} on {r['device']}: {r['parameters']:,} parameters, {r['train_step_s']:.4f} s "

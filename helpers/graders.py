@@ -27,6 +27,13 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .langevin import ula_step
+from .latent_ebm import gaussian_log_likelihood
+from .losses import dsm_loss
+from .samplers.kernels import ancestral_step
+from .scores import guided_score
+from .sde import VPSDE
+
 NOT_IMPLEMENTED = "not yet implemented"
 
 
@@ -170,7 +177,45 @@ def _grade_dsm_loss(fn) -> list[str]:
 
 
 def _ref_dsm_loss(score_fn, x0, sigma, noise):
-    return 0.5 * (sigma * score_fn(x0 + sigma * noise, sigma) + noise).pow(2).sum(1).mean()
+    return dsm_loss(score_fn, x0, sigma, noise)
+
+
+def _grade_annealed_step(fn) -> list[str]:
+    """annealed_step(x (B, D), score (B, D), sigma, sigma_L, eta, xi (B, D)) -> x + h score + sqrt(2h) xi with
+    h = eta / 2 (sigma / sigma_L)^2 (Song and Ermon 2019, Algorithm 1, in the course's Langevin convention)."""
+    g = torch.Generator().manual_seed(11)
+    s2, sigma_L, eta = 0.5, 0.01, 2e-5  # data N(0, s2 I): the noised data's exact score is -x / (s2 + sigma^2)
+    x = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    xi = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    checked = []
+    for sigma in (sigma_L, 0.1, 1.0, 3.0):
+        v = s2 + sigma**2
+        score = -x / v
+        h = 0.5 * eta * (sigma / sigma_L) ** 2
+        # with a linear score the step is linear: (1 - h / v) x + sqrt(2h) xi, whose variance map
+        # V -> (1 - h / v)^2 V + 2h has the stationary value v / (1 - h / (2v)) (chapter 3)
+        drift = _shape(fn(x.clone(), score.clone(), sigma, sigma_L, eta, torch.zeros_like(xi)), (4, 2), "the step")
+        noise = _shape(fn(torch.zeros_like(x), torch.zeros_like(x), sigma, sigma_L, eta, xi.clone()), (4, 2), "the step")
+        if not _close(drift, (1 - h / v) * x):
+            for wrong, why in ((2 * h, "the step is h = eta / 2 (sigma / sigma_L)^2: the paper's step alpha_i is 2h"),
+                               (0.5 * eta * (sigma_L / sigma) ** 2, "the ratio is upside down: the step grows with the "
+                                                                  "noise, (sigma_i / sigma_L)^2, largest at the first level"),
+                               (0.5 * eta * sigma / sigma_L, "the ratio is squared: h = eta / 2 (sigma / sigma_L)^2"),
+                               (-h, "wrong sign: the step climbs the score, x + h s")):
+                if _close(drift, (1 - wrong / v) * x):
+                    raise Wrong(why)
+            raise Wrong(f"at sigma = {sigma:g} the drift differs from x + h s with h = eta / 2 (sigma / sigma_L)^2")
+        if not _close(noise, (2 * h) ** 0.5 * xi):
+            if _close(noise, h**0.5 * xi):
+                raise Wrong("the noise is sqrt(2h) xi, so that the step leaves the target's variance in place")
+            raise Wrong(f"at sigma = {sigma:g} the noise differs from sqrt(2h) xi")
+        checked.append(f"{sigma:g}")
+    return [f"x + h s + sqrt(2h) xi with h = eta / 2 (sigma / sigma_L)^2 at sigma = {', '.join(checked)}, on the exact "
+            "score of noised Gaussian data"]
+
+
+def _ref_annealed_step(x, score, sigma, sigma_L, eta, xi):
+    return ula_step(x, score, 0.5 * eta * (sigma / sigma_L) ** 2, z=xi)
 
 
 # ---------------------------------------------------------------------------------------------- chapter 3
@@ -329,6 +374,37 @@ def _ref_prior_loss(f, z_post, z_prior):
     return f(z_prior).mean() - f(z_post).mean()
 
 
+def _grade_generator_loss(fn) -> list[str]:
+    """generator_loss(g, x (B, D), z_post (B, d), sigma) -> scalar whose generator-gradient is minus Pang et al.'s
+    eq. 8: mean over the batch of |x - g(z_post)|^2 / (2 sigma^2), summed over x's dimensions. Checked on a
+    linear generator g(z) = A z + b, where the gradient is -mean (x - A z - b) z^T / sigma^2 exactly."""
+    g = torch.Generator().manual_seed(12)
+    d, D, sigma = 2, 3, 0.3
+    x, z = torch.randn(6, D, generator=g, dtype=torch.float64), torch.randn(6, d, generator=g, dtype=torch.float64)
+    with torch.enable_grad():
+        A = torch.randn(D, d, generator=g, dtype=torch.float64).requires_grad_(True)
+        b = torch.randn(D, generator=g, dtype=torch.float64).requires_grad_(True)
+        loss = torch.as_tensor(fn(lambda zz: zz @ A.T + b, x.clone(), z.clone(), sigma))
+        if loss.ndim != 0:
+            raise Wrong(f"the loss must be one number, got shape {tuple(loss.shape)}")
+        grad_A, grad_b = torch.autograd.grad(loss, (A, b))
+    r = (x - z @ A.detach().T - b.detach()) / sigma**2  # the residual over sigma^2, (B, D)
+    want_A, want_b = -(r.T @ z) / len(x), -r.mean(0)
+    if not (_close(grad_A, want_A) and _close(grad_b, want_b)):
+        for factor, why in ((-1.0, "wrong sign: this is the log-likelihood; the loss is minus it, |x - g(z)|^2 / (2 sigma^2)"),
+                            (sigma, "divide by 2 sigma^2, sigma the noise's std, not by 2 sigma"),
+                            (1.0 / D, "the loss averages over x's dimensions; the log-likelihood sums them"),
+                            (2.0, "the factor 1/2 is missing")):
+            if _close(grad_A, factor * want_A) and _close(grad_b, factor * want_b):
+                raise Wrong(why)
+        raise Wrong("its gradient is not -mean (x - g(z)) dg/dpsi / sigma^2 (Pang et al., eq. 8)")
+    return ["its gradient in a linear generator's A and b is -mean (x - A z - b) (z, 1) / sigma^2, exactly"]
+
+
+def _ref_generator_loss(g, x, z_post, sigma):
+    return -gaussian_log_likelihood(x, g(z_post), sigma).mean()
+
+
 # ---------------------------------------------------------------------------------------------- chapter 5
 def _grade_vp_marginal(fn) -> list[str]:
     """vp_marginal(x0 (B,), t (B,), beta_min, beta_max) -> mean (B,), std (B,) of q(x_t | x_0) of the VP-SDE."""
@@ -366,8 +442,8 @@ def _grade_vp_marginal(fn) -> list[str]:
 
 
 def _ref_vp_marginal(x0, t, beta_min, beta_max):
-    B = beta_min * t + 0.5 * (beta_max - beta_min) * t**2
-    return x0 * torch.exp(-0.5 * B), torch.sqrt(1 - torch.exp(-B))
+    sde = VPSDE(beta_min, beta_max)
+    return sde.alpha(t) * x0, sde.marginal_std(t)
 
 
 # ---------------------------------------------------------------------------------------------- chapter 6
@@ -475,7 +551,7 @@ def _grade_ancestral_step(fn) -> list[str]:
 
 
 def _ref_ancestral_step(x, score, beta, z):
-    return (x + beta * score) / (1 - beta).sqrt() + beta.sqrt() * z
+    return ancestral_step(x, beta * score, beta, z)
 
 
 # ---------------------------------------------------------------------------------------------- chapter 8
@@ -515,11 +591,7 @@ def _grade_guided_score(fn) -> list[str]:
 
 
 def _ref_guided_score(score, classifier, x, t, y, gamma):
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        log_p = torch.log_softmax(classifier(xg, t), 1)[:, y].sum()
-        grad = torch.autograd.grad(log_p, xg)[0]
-    return score + gamma * grad
+    return guided_score(lambda x_, t_: score, classifier, y, gamma)(x, t)
 
 
 # ---------------------------------------------------------------------------------------------- the table
@@ -540,11 +612,14 @@ EXERCISES: dict[str, Exercise] = {
     "forward_marginal": Exercise(1, 1, "the forward marginal q(x_i | x_0)", _grade_forward_marginal, _ref_forward_marginal),
     "ddpm_loss": Exercise(1, 2, "the DDPM loss", _grade_ddpm_loss, _ref_ddpm_loss),
     "dsm_loss": Exercise(2, 1, "the sigma^2-weighted denoising score matching loss", _grade_dsm_loss, _ref_dsm_loss),
+    "annealed_step": Exercise(2, 2, "one step of annealed Langevin dynamics", _grade_annealed_step, _ref_annealed_step),
     "ula_step": Exercise(3, 1, "the ULA step", _grade_ula_step, _ref_ula_step),
     "mala_log_accept": Exercise(3, 2, "MALA's acceptance probability", _grade_mala_log_accept, _ref_mala_log_accept),
     "log_joint": Exercise(4, 1, "the log-joint, whose z-gradient drives the posterior chain", _grade_log_joint,
                           _ref_log_joint),
     "prior_loss": Exercise(4, 2, "the prior's learning gradient as a loss", _grade_prior_loss, _ref_prior_loss),
+    "generator_loss": Exercise(4, 3, "the generator's learning gradient as a loss", _grade_generator_loss,
+                               _ref_generator_loss),
     "vp_marginal": Exercise(5, 1, "the VP-SDE's marginal mean and standard deviation", _grade_vp_marginal,
                             _ref_vp_marginal),
     "score_from_eps": Exercise(6, 1, "from predicted noise to the score", _grade_score_from_eps, _ref_score_from_eps),

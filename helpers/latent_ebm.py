@@ -48,6 +48,13 @@ def _grad_z(fn, z: Tensor) -> Tensor:
     return grad
 
 
+def gaussian_log_likelihood(x: Tensor, mean: Tensor, sigma: float) -> Tensor:
+    """log N(x; mean, sigma^2 I) + const = -|x - mean|^2 / (2 sigma^2), summed over all but the batch axis:
+    (B,) from x, mean (B, ...). The generator's likelihood (Pang et al. 2020, eq. 2); chapter 4's exercise 4.3
+    asks for minus its batch mean as the generator's loss."""
+    return -(x - mean).pow(2).flatten(1).sum(1) / (2 * sigma**2)
+
+
 class LatentEBM(nn.Module):
     """The prior f_omega (an `nets.EBMPrior`) and the generator g_psi, with the two noise scales. Chapter 4.
 
@@ -77,7 +84,7 @@ class LatentEBM(nn.Module):
         self._check_z(z)
         if x.shape[0] != z.shape[0]:
             raise ValueError(f"x and z need the same batch size, got {tuple(x.shape)} and {tuple(z.shape)}")
-        return -(x - self.generator(z)).pow(2).flatten(1).sum(1) / (2 * self.sigma**2)
+        return gaussian_log_likelihood(x, self.generator(z), self.sigma)
 
     def prior_score(self, z: Tensor) -> Tensor:
         """grad_z log p_omega(z) = grad f_omega(z) - z / sigma_0^2: (B, latent_dim), detached."""

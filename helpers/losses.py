@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -34,8 +36,16 @@ def ncsn_loss(model: nn.Module, x0: Tensor, sigmas: Tensor, generator: torch.Gen
     level = torch.randint(0, len(sigmas), (x0.shape[0],), generator=generator)
     z = _randn_like(x0, generator)
     sigma = expand_like(sigmas[level].to(x0), x0)
-    x_noisy = x0 + sigma * z
-    s = ncsn_score(model, x_noisy, level, sigmas)
+    return dsm_loss(lambda x, _: ncsn_score(model, x, level, sigmas), x0, sigma, z)
+
+
+def dsm_loss(score: Callable[[Tensor, Tensor], Tensor], x0: Tensor, sigma: Tensor, z: Tensor) -> Tensor:
+    """1/2 mean_B sum_D |sigma s(x0 + sigma z, sigma) + z|^2, the sigma^2-weighted DSM loss at given noise.
+
+    x0, z: (B, ...); sigma: (B, 1, ...) broadcasting against x0; score(x~, sigma) -> (B, ...). The core of
+    `ncsn_loss` once the levels and the noise are drawn; chapter 2's exercise 2.1 asks for it.
+    """
+    s = score(x0 + sigma * z, sigma)
     return 0.5 * (sigma * s + z).pow(2).flatten(1).sum(1).mean()
 
 

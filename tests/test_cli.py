@@ -93,3 +93,22 @@ def test_scramble_copies_the_checkpoints_with_one_model_permuted(capsys, tmp_pat
     assert entry["metrics"] == shipped["metrics"] and entry["sha256"] != shipped["sha256"]
     code, _, err = _run(capsys, "scramble", "moons-ddpm", "--out", str(tmp_path / "s"))
     assert code == 2 and "exists" in err
+
+
+def test_schedules_refuses_a_sampler_that_is_not_a_few_step_solver(capsys):
+    code, _, err = _run(capsys, "schedules", "mnist-ddpm", "--sampler", "ancestral")
+    assert code == 2 and "not a few-step solver" in err and "sde-dpm2m" in err
+    code, _, err = _run(capsys, "schedules", "mnist-ddpm", "--sampler", "nope")
+    assert code == 2 and "has samplers" in err
+
+
+@pytest.mark.usefixtures("mnist")
+def test_schedules_prints_one_row_per_schedule_and_last_time(capsys):
+    """Every schedule x last time of `schedule_study.settings_grid`, on 8 digits of 3 calls; the nine FDs differ,
+    so each setting reaches the solver (with 3 calls the schedules place the middle call differently)."""
+    code, out, err = _run(capsys, "schedules", "mnist-ddpm", "--steps", "3", "--n", "8", "--seeds", "0",
+                          "--device", "cpu")
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if ": FD " in line]
+    assert len(rows) == 9 and "lowest mean FD" in out
+    assert len({line.split(": FD ")[1].split(" ")[0] for line in rows}) == 9

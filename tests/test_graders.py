@@ -51,6 +51,17 @@ WRONG = {
         (lambda f, x0, sig, z: 0.5 * (sig * f(x0 + sig * z, sig) - z).pow(2).sum(1).mean(), "wrong sign of the target"),
         (lambda f, x0, sig, z: 0.5 * (sig * f(x0 + sig * z, sig) + z).pow(2).mean(), "averages over the dimensions"),
     ],
+    "annealed_step": [
+        (lambda x, sc, sig, sL, eta, xi: x + eta * (sig / sL) ** 2 * sc + (2 * eta) ** 0.5 * (sig / sL) * xi,
+         "alpha_i is 2h"),
+        (lambda x, sc, sig, sL, eta, xi: x + 0.5 * eta * (sL / sig) ** 2 * sc + eta**0.5 * (sL / sig) * xi,
+         "upside down"),
+        (lambda x, sc, sig, sL, eta, xi: x + 0.5 * eta * (sig / sL) * sc + (eta * sig / sL) ** 0.5 * xi, "is squared"),
+        (lambda x, sc, sig, sL, eta, xi: x - 0.5 * eta * (sig / sL) ** 2 * sc + eta**0.5 * (sig / sL) * xi,
+         "wrong sign"),
+        (lambda x, sc, sig, sL, eta, xi: x + 0.5 * eta * (sig / sL) ** 2 * sc + (0.5 * eta) ** 0.5 * (sig / sL) * xi,
+         "sqrt(2h) xi"),
+    ],
     "ula_step": [
         (lambda x, gl, h, xi: x + h * gl(x) + h**0.5 * xi, "the noise is sqrt(2h) xi"),
         (lambda x, gl, h, xi: x - h * gl(x) + (2 * h) ** 0.5 * xi, "wrong sign"),
@@ -73,6 +84,12 @@ WRONG = {
     ],
     "prior_loss": [
         (lambda f, zp, zq: f(zp).mean() - f(zq).mean(), "wrong sign"),
+    ],
+    "generator_loss": [
+        (lambda g, x, z, s: -(x - g(z)).pow(2).sum(1).mean() / (2 * s**2), "wrong sign"),
+        (lambda g, x, z, s: (x - g(z)).pow(2).sum(1).mean() / (2 * s), "not by 2 sigma"),
+        (lambda g, x, z, s: (x - g(z)).pow(2).mean() / (2 * s**2), "averages over x's dimensions"),
+        (lambda g, x, z, s: (x - g(z)).pow(2).sum(1).mean() / s**2, "factor 1/2"),
     ],
     "vp_marginal": [
         (lambda x0, t, b0, b1: (x0 * torch.exp(-0.5 * (b0 * t + 0.5 * (b1 - b0) * t**2)),

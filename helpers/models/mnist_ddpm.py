@@ -28,15 +28,17 @@ DDPM_PROCESS = {"T": 1000, "beta_1": 1e-4, "beta_T": 0.02}
 def _solver(method: str, default_steps: int, schedule: str):
     """A named sampler for `samplers.ddim` (eta = 0) or `samplers.dpm_solver_pp_2m` on the DDPM's grid
     (`schedules.DiscreteVP`): `steps` network calls (default `default_steps`) at times i / T placed by
-    `schedule`, from i = T to i = 1, then a step to t = 0 that returns the data prediction."""
+    `schedule`, from i = T to i = 1, then a step to t = 0 that returns the data prediction. The study of
+    `helpers.schedule_study` passes another `schedule` or last time `t_end` (default 1 / T)."""
     solve = samplers.FEW_STEP_SOLVERS[method]
+    default_schedule = schedule
 
-    def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, schedule=None, t_end=None):
         sched = ddpm_schedule(cfg)
         score = scores.ddpm_score(model, (1.0 - sched.alpha_bars).sqrt())
         return solve(score, DiscreteVP(sched), prior_images(shape, generator, device), steps or default_steps,
-                     generator, schedule=schedule, t_end=1.0 / sched.T, denoise=True, keep_every=keep_every,
-                     progress=progress)
+                     generator, schedule=schedule or default_schedule, t_end=t_end or 1.0 / sched.T, denoise=True,
+                     keep_every=keep_every, progress=progress)
 
     run.__doc__ = f"{method} on the DDPM's steps, {default_steps} by default, {schedule} schedule."
     return run

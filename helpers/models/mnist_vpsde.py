@@ -61,13 +61,16 @@ def _start(model, cfg, shape, steps, generator, device, method, guidance=None):
 def _solver(method: str, default_steps: int, schedule: str):
     """A named sampler for `samplers.ddim` (eta = 0) or `samplers.dpm_solver_pp_2m` (ODE, or SDE for
     "sde-dpm2m") on the VP-SDE, from t = 1 to eps, `steps` network calls (default `default_steps`) placed by
-    `schedule` (`samplers.solver_times`)."""
+    `schedule` (`samplers.solver_times`). The study of `helpers.schedule_study` passes another `schedule` or
+    last time `t_end` (default eps)."""
     solve = samplers.FEW_STEP_SOLVERS[method]
+    default_schedule = schedule
 
-    def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
+    def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None,
+            schedule=None, t_end=None):
         score, sde_, eps, x1, _, _ = _start(model, cfg, shape, 1, generator, device, method, guidance)
-        return solve(score, sde_, x1, steps or default_steps, generator, schedule=schedule, t_end=eps,
-                     keep_every=keep_every, progress=progress)
+        return solve(score, sde_, x1, steps or default_steps, generator, schedule=schedule or default_schedule,
+                     t_end=t_end or eps, keep_every=keep_every, progress=progress)
 
     run.__doc__ = f"{method} from t = 1 to eps, {default_steps} steps by default, {schedule} schedule."
     return run

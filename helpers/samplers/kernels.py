@@ -115,14 +115,16 @@ def heun_step(fn: Callable[[Tensor, float], tuple], x: Tensor, t: float, t_next:
     return (x_next,) + tuple(0.5 * (a + b) * dt for a, b in zip(first[1:], second[1:]))
 
 
-def ancestral_step(x: Tensor, beta_score: Tensor, beta: float, z: Tensor | None) -> Tensor:
+def ancestral_step(x: Tensor, beta_score: Tensor, beta: float | Tensor, z: Tensor | None) -> Tensor:
     """x_{k-1} = (x_k + beta_k s(x_k)) / sqrt(1 - beta_k) + sqrt(beta_k) z (Ho et al. 2020, Algorithm 2).
 
     beta_score: beta_k times the score at x_k (for a noise predictor, -beta_k eps / sqrt(1 - alpha_bar_k));
+    beta: one number, or a tensor that broadcasts against x (B, 1, ...; chapter 7's exercise 7.2);
     z None on the last step, so the output is the predicted mean. Shapes (B, ...).
     """
-    x = (x + beta_score) / math.sqrt(1.0 - beta)
-    return x if z is None else x + math.sqrt(beta) * z
+    root = torch.sqrt if isinstance(beta, Tensor) else math.sqrt
+    x = (x + beta_score) / root(1.0 - beta)
+    return x if z is None else x + root(beta) * z
 
 
 def solve_ivp_torch(fn: Callable[[Tensor, float], tuple], x: Tensor, t0: float, t1: float, accumulate: bool = False,
