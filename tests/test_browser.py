@@ -159,6 +159,20 @@ return [...document.querySelectorAll('mjx-container[display="true"]')].map(e => 
 """
 
 
+# Per exercise cell (tagged `exercise`): the label of the paragraph before it ("Exercise N.M (title)"), whether
+# its solution sits in a closed <details> (folded), and whether the solution's code is on screen.
+_EXERCISES = """
+return [...document.querySelectorAll('div.cell.tag_exercise')].map(cell => {
+  const before = cell.previousElementSibling;
+  const details = cell.querySelector('details');
+  const code = cell.querySelector('.cell_input pre');
+  return {label: before ? before.innerText.split(')')[0] + ')' : '',
+          folded: !!details && !details.open && !!code && details.contains(code),
+          shown: !!code && code.checkVisibility()};  // false inside a closed <details> (content-visibility)
+});
+"""
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_offline(page, server, browser, report):
     """Title, images, typeset maths, no console error, the sidebar: one page of the book."""
@@ -208,9 +222,17 @@ def test_page_renders_offline(page, server, browser, report):
     browser.save_screenshot(str(SHOTS / f"{page.replace('/', '_')}.png"))
     first = browser.execute_script(
         "const m = document.querySelector('mjx-container'); return m ? m.outerHTML.slice(0, 600) : null")
+    exercises = browser.execute_script(_EXERCISES)
+    chapter = re.match(r"book/(\d\d)_", page)
+    if chapter:  # every chapter has graded exercises, each labelled "Exercise N.M (...)", its solution folded
+        assert exercises, f"{page}: no exercise"
+        unlabelled = [e["label"] for e in exercises if not re.match(rf"Exercise {int(chapter[1])}\.\d+ \(", e["label"])]
+        assert unlabelled == [], f"{page}: exercises without a label 'Exercise N.M (title)': {unlabelled}"
+        unfolded = [e["label"] for e in exercises if not e["folded"] or e["shown"]]
+        assert unfolded == [], f"{page}: solutions not folded: {unfolded}"
     over = browser.execute_script(_OVERFLOWING_EQUATIONS)  # at the window's 1366 px: a laptop's page
     report[page] = {"title": title, "equations": n_maths, "typeset": rendered, "first_equation": first,
-                    "overflowing_equations_1366px": len(over)}
+                    "overflowing_equations_1366px": len(over), "exercises": [e["label"] for e in exercises]}
     assert over == [], f"{page}: {len(over)} display equations overflow their column at 1366 px, by {over} px"
 
 
