@@ -19,6 +19,7 @@ One module per concept, found by its file name:
     accel         the fast path of training on a GPU: bf16 autocast, channels_last, TF32
     distributed   data-parallel training under torchrun (DistributedDataParallel, NCCL or gloo)
     bench         `python -m helpers bench`: eager loop against the faster paths, as ratios
+    schedule_study `python -m helpers schedules`: a few-step solver's FD under each time-step schedule
     notebooks     `python -m helpers notebooks`: re-execute the book's chapters in fast or full mode
     models/       the named models: registry, lifecycle (train, load, sample), one file per model family
     metrics/      distances, MCMC diagnostics, the MNIST evaluation protocol, check-cell verdicts
