@@ -29,7 +29,8 @@ from .mnist_vpsde import SAMPLERS, vpsde_process
 from .registry import ModelSpec, register
 
 P_UNCOND = 0.2  # probability that a training label is replaced by "no label"
-CFG_SCALE = 1.0  # w of `sample mnist-cfg --label` without --scale (gamma = 1 + w): chapter 8 says how it was chosen
+CFG_SCALE = 1.0  # w of `sample mnist-cfg --label` without --scale (gamma = 1 + w): the lowest FD among the scales
+# where mnist-eval calls >= 99 % of 200 guided 5s a 5 (chapter 8, section 7, full mode: 50 steps)
 
 
 def _batches(cfg: dict):
