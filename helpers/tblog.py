@@ -4,6 +4,8 @@
 DIR/MODEL, which `tensorboard --logdir DIR` shows:
 
     train/loss, train/lr, train/grad_norm   every step (grad_norm: the gradient's global norm before clipping)
+    train/steps_per_s          every `rate_every` steps and at the last: training steps per second of wall
+                               time since the last point (time spent drawing sample figures left out)
     record/NAME                what the model records each step (the latent EBM's energies, chapter 4)
     samples                    every `sample_every` steps, a figure of samples of the EMA weights
                                (an image grid for MNIST models, a scatter for 2D ones)
@@ -18,6 +20,7 @@ Nothing here runs, and nothing is written, without a log folder.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -47,14 +50,17 @@ class RunLog:
 
     folder: the run's folder (DIR/MODEL); offset: the global step of this phase's step 0 (a warm restart
     goes on from the first phase's steps); sample_figure(model) -> matplotlib figure of samples (None: no
-    figures); sample_every: steps between figures (and one at the last step).
+    figures); sample_every: steps between figures (and one at the last step); rate_every: steps between
+    points of train/steps_per_s (and one at the last step).
     """
 
     def __init__(self, folder: str | Path, offset: int = 0,
-                 sample_figure: Callable[[nn.Module], object] | None = None, sample_every: int = 1000):
+                 sample_figure: Callable[[nn.Module], object] | None = None, sample_every: int = 1000,
+                 rate_every: int = 100):
         self.folder = check_log_dir(folder)
         self.offset, self.writer = int(offset), None
         self.sample_figure, self.sample_every = sample_figure, max(1, int(sample_every))
+        self.rate_every, self._clock = max(1, int(rate_every)), None  # (time, global step) of the last rate
 
     def begin(self, start: int) -> None:
         """Open the run at the phase's step `start` (> 0 when resumed): what a stopped run logged from there
@@ -63,6 +69,7 @@ class RunLog:
 
         first = self.offset + start
         self.writer = SummaryWriter(str(self.folder), purge_step=first if first > 0 else None)
+        self._clock = (time.perf_counter(), first - 1)  # the step before the first one logged
 
     def step(self, step: int, loss: float, lr: float, grad_norm: float | None, record: dict | None = None,
              sample_model: Callable[[], nn.Module] | None = None, last: bool = False) -> None:
@@ -75,12 +82,19 @@ class RunLog:
             self.writer.add_scalar("train/grad_norm", grad_norm, step)
         for name, value in (record or {}).items():
             self.writer.add_scalar(f"record/{name}", float(value), step)
+        since, since_step = self._clock
+        if step - since_step >= self.rate_every or (last and step > since_step):
+            now = time.perf_counter()
+            self.writer.add_scalar("train/steps_per_s", (step - since_step) / max(now - since, 1e-9), step)
+            self._clock = (now, step)
         if self.sample_figure is not None and sample_model is not None and (step % self.sample_every == 0 or last):
             import matplotlib.pyplot as plt
 
+            start = time.perf_counter()
             fig = self.sample_figure(sample_model())
             self.writer.add_figure("samples", fig, step)
             plt.close(fig)
+            self._clock = (self._clock[0] + time.perf_counter() - start, self._clock[1])  # not training time
 
     def close(self) -> None:
         if self.writer is not None:

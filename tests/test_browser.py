@@ -90,9 +90,28 @@ def server():
     httpd.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser(server, tmp_path_factory):
-    """Headless Chromium with no network but 127.0.0.1, logging the console."""
+def require_browser(*modules: str) -> None:
+    """Skip the calling test, with the reason, unless Chromium, ChromeDriver, Selenium and `modules` are there;
+    fail instead under COURSE_REQUIRE_BROWSER=1 (TensorBoard's and JupyterLab's browser tests)."""
+    import importlib
+
+    reason = None
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        reason = "Chromium or ChromeDriver not found (Debian: apt-get install chromium chromium-driver)"
+    for module in ("selenium", *modules):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            reason = reason or f"{module} is not installed (pip install -r requirements.txt)"
+    if reason:
+        if REQUIRED:
+            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+
+
+def offline_chromium(profile: Path, window: str = "1366,768", page_timeout: float = 60):
+    """Headless Chromium with no network but 127.0.0.1, logging the console; `profile` a fresh folder, `window`
+    its size in px (1366 wide: a laptop's page). Shared by the browser tests (TensorBoard's and JupyterLab's)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -100,17 +119,40 @@ def browser(server, tmp_path_factory):
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1366,768",  # a laptop's page
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 "--disable-sync", f"--window-size={window}", f"--user-data-dir={profile}",
                  # offline: no host name resolves but 127.0.0.1, and anything proxied goes to a closed port
                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                  "--proxy-server=http://127.0.0.1:9"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver.set_page_load_timeout(page_timeout)
     driver.set_script_timeout(60)
     SHOTS.mkdir(parents=True, exist_ok=True)
+    return driver
+
+
+def wait_until_served(proc, url: str, what: str, log, seconds: float = 60) -> None:
+    """Poll `url` until it answers; fail with the tail of `log()` if the server process `proc` exits first or
+    `seconds` pass (TensorBoard's and JupyterLab's tests start their servers so)."""
+    import urllib.request
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read(100)
+            return
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"{what} did not serve {url}: {log()[-2000:]}")
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def browser(server, tmp_path_factory):
+    """Headless Chromium with no network but 127.0.0.1, logging the console, at a laptop's page."""
+    driver = offline_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 

@@ -21,12 +21,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMEDRIVER, CHROMIUM, REQUIRED, ROOT, SHOTS
+from test_browser import ROOT, SHOTS, offline_chromium, require_browser, wait_until_served
 
 TOKEN = "course-test-token"
 # For each chapter, the code cells its widget needs, each found by a line of its source; the widget cell last.
@@ -36,17 +35,6 @@ WIDGET_CELLS = {
     "08_classifier_guidance.ipynb": ["import ipywidgets as widgets", 'vp_model, vp_entry = models.load("mnist-vpsde")',
                                      "def noisy_calls(images01):", "widgets.interact_manual("],
 }
-
-
-def _missing() -> str | None:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        return "Chromium or ChromeDriver not found (Debian: apt-get install chromium chromium-driver)"
-    try:
-        import jupyterlab  # noqa: F401
-        import selenium  # noqa: F401
-    except ImportError as err:
-        return f"{err.name} is not installed (pip install -r requirements.txt)"
-    return None
 
 
 def _widget_copy(chapter: str, folder: Path) -> Path:
@@ -69,11 +57,7 @@ def _widget_copy(chapter: str, folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """http://127.0.0.1:PORT of a JupyterLab serving the widget copies of chapters 5 and 8."""
-    reason = _missing()
-    if reason:
-        if REQUIRED:
-            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    require_browser("jupyterlab")
     folder = tmp_path_factory.mktemp("lab")
     for chapter in WIDGET_CELLS:
         _widget_copy(chapter, folder)
@@ -90,16 +74,7 @@ def lab(tmp_path_factory):
                              "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"jupyter lab did not serve {url}: {(folder / 'lab.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    wait_until_served(proc, f"{url}/api/status?token={TOKEN}", "jupyter lab", (folder / "lab.log").read_text, 90)
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -109,18 +84,7 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def driver(lab, tmp_path_factory):
     """Headless Chromium, offline but for 127.0.0.1, at a laptop's window."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--window-size=1366,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium-lab')}",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=http://127.0.0.1:9"):
-        options.add_argument(flag)
-    d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    d.set_page_load_timeout(90)
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    d = offline_chromium(tmp_path_factory.mktemp("chromium-lab"), window="1366,900", page_timeout=90)
     yield d
     d.quit()
 

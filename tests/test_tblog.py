@@ -27,6 +27,8 @@ def test_a_logged_training_has_every_scalar_at_every_step_records_and_a_sample_f
     for tag in ("train/loss", "train/lr", "train/grad_norm", *(f"record/{k}" for k in result.records[0])):
         assert [e.step for e in acc.Scalars(tag)] == list(range(steps)), tag
     assert [e.value for e in acc.Scalars("train/loss")] == pytest.approx(result.losses, rel=1e-6)
+    rate = acc.Scalars("train/steps_per_s")  # every 100 steps and at the last: here the last alone
+    assert [e.step for e in rate] == [steps - 1] and 0 < rate[0].value < 1e5
     assert [e.step for e in acc.Images("samples")] == [0, steps - 1]  # sample_every 1000: the first and the last
 
 

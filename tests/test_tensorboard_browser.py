@@ -14,25 +14,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMEDRIVER, CHROMIUM, REQUIRED, SHOTS
+from test_browser import SHOTS, offline_chromium, require_browser, wait_until_served
 
 TAGS = ("grad_norm", "loss", "lr")
-
-
-def _missing() -> str | None:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        return "Chromium or ChromeDriver not found (Debian: apt-get install chromium chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-        import tensorboard  # noqa: F401
-    except ImportError as err:
-        return f"{err.name} is not installed (pip install -r requirements.txt)"
-    return None
 
 
 def _free_port() -> int:
@@ -44,11 +32,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
     """http://127.0.0.1:PORT of a TensorBoard serving a fast moons-ddpm training's log."""
-    reason = _missing()
-    if reason:
-        if REQUIRED:
-            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    require_browser("tensorboard")
     from helpers import models
 
     logs = tmp_path_factory.mktemp("logs")
@@ -62,16 +46,7 @@ def board(tmp_path_factory):
     proc = subprocess.Popen([tensorboard or "tensorboard", "--logdir", str(logs), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read(100)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"tensorboard did not serve {url}: {proc.stderr.read()[-2000:]}")
-            time.sleep(0.5)
+    wait_until_served(proc, url, "tensorboard", proc.stderr.read)
     yield url
     proc.terminate()
     proc.wait(timeout=10)
@@ -79,19 +54,7 @@ def board(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(board, tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--window-size=1500,1300", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=http://127.0.0.1:9"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver = offline_chromium(tmp_path_factory.mktemp("chromium-profile"), window="1500,1300")
     yield driver
     driver.quit()
 
