@@ -247,7 +247,7 @@ def _grade_ula_step(fn) -> list[str]:
 
 
 def _ref_ula_step(x, grad_log_p, h, xi):
-    return x + h * grad_log_p(x) + (2 * h) ** 0.5 * xi
+    return ula_step(x, grad_log_p(x), h, z=xi)
 
 
 def _mixture_log_p(x):
@@ -344,7 +344,7 @@ def _grade_log_joint(fn) -> list[str]:
 
 
 def _ref_log_joint(z, x, f, g, sigma, sigma0):
-    return f(z) - z.pow(2).sum(1) / (2 * sigma0**2) - (x - g(z)).pow(2).sum(1) / (2 * sigma**2)
+    return f(z) - z.pow(2).sum(1) / (2 * sigma0**2) + gaussian_log_likelihood(x, g(z), sigma)
 
 
 def _grade_prior_loss(fn) -> list[str]:
@@ -515,8 +515,7 @@ def _grade_continuous_loss(fn) -> list[str]:
 
 
 def _ref_continuous_loss(eps_model, x0, t, noise, beta_min, beta_max):
-    B = (beta_min * t + 0.5 * (beta_max - beta_min) * t**2)[:, None]
-    return (noise - eps_model(torch.exp(-0.5 * B) * x0 + torch.sqrt(1 - torch.exp(-B)) * noise, t)).pow(2).mean()
+    return (noise - eps_model(VPSDE(beta_min, beta_max).perturb(x0, t, noise), t)).pow(2).mean()
 
 
 def _grade_ancestral_step(fn) -> list[str]:
