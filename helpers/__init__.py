@@ -11,6 +11,7 @@ One module per concept, found by its file name:
     samplers/     every generative sampler behind one contract, (x, Trajectory); kernels.py holds the steps
     langevin      the Langevin step and chapter 3's MCMC chains (ULA, MALA)
     latent_ebm    chapter 4's latent-space EBM prior: its densities, short-run chains and learning step
+    anomaly       chapter 4's anomaly score (minus the log-joint at posterior latents) and AUPRC
     losses        DDPM, NCSN and VP-SDE training losses
     likelihood    bits/dim through the probability-flow ODE
     vlb           the DDPM's variational bound in bits/dim (chapter 6)

@@ -9,6 +9,8 @@
                                    [--label Y [--scale G]]   (guidance, chapter 8: mnist-vpsde by its classifier,
                                                               gamma = G; mnist-cfg classifier-free, w = G)
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
+    python -m helpers anomaly-score MODEL --images X.npy --out S.npy [--seed K]
+                                            (ebm-anomaly-D: one score per digit, higher = more anomalous)
     python -m helpers time MODEL [--steps S] [--device D]
     python -m helpers bench [--device cpu|cuda] [--steps S] [--compile] [--model unet|mlp|both]
     python -m helpers bench --samplers [--n N]   (seconds per sampler at its default steps, side by side)
@@ -123,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no progress bar (shown on stderr when it is a terminal)")
     q = sub.add_parser("quality", help="FD and class TV of MNIST samples against their floors (chapters 6-8)")
     q.add_argument("file", help=".npy of digits (N, 28, 28) in [0, 1], e.g. from `sample mnist-vpsde`")
+    a = sub.add_parser("anomaly-score", help="score digits with a held-out-digit latent EBM (ebm-anomaly-D, "
+                       "chapter 4): one score per image, higher = more anomalous")
+    a.add_argument("model", help="ebm-anomaly-1, -4, -5, -7 or -9")
+    a.add_argument("--images", required=True, help=".npy of digits (N, 28, 28) in [0, 1]")
+    a.add_argument("--out", required=True, help="output .npy file: N float32 scores")
+    a.add_argument("--seed", type=_int, default=0, help="seed of the posterior chains (default 0)")
+    a.add_argument("--device", default=None)
     m = sub.add_parser("time", help="seconds per training step and per short sampling run")
     m.add_argument("model")
     m.add_argument("--steps", type=_positive_int, default=5, help="timed training steps")
@@ -269,24 +278,62 @@ def _checkpoint_state(folder, spec, entry) -> str:
         return "checkpoint ok (its manifest entry lacks the training record)"
 
 
+def _read_digits(path: str) -> np.ndarray | str:
+    """The digits (N, 28, 28) in [0, 1] of the .npy file `path`, or the one-line reason they are not."""
+    try:
+        x = np.load(path)
+    except (OSError, ValueError) as err:
+        return f"cannot read {path!r}: {err}"
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        return f"{path!r} holds shape {x.shape}; expected MNIST digits (N, 28, 28) in [0, 1]"
+    if x.size and (not np.isfinite(x).all() or x.min() < -1e-3 or x.max() > 1 + 1e-3):
+        return f"{path!r} holds values in [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]; expected pixels in [0, 1]"
+    return x
+
+
 def _quality(path: str) -> int:
     """Print metrics.mnist_quality of the digits in `path` (the manifest's FD, at the file's n)."""
     from . import metrics, models
 
-    try:
-        x = np.load(path)
-    except (OSError, ValueError) as err:
-        return _fail(f"cannot read {path!r}: {err}")
-    if x.ndim != 3 or x.shape[1:] != (28, 28):
-        return _fail(f"{path!r} holds shape {x.shape}; expected MNIST digits (N, 28, 28) in [0, 1]")
-    if x.size and (not np.isfinite(x).all() or x.min() < -1e-3 or x.max() > 1 + 1e-3):
-        return _fail(f"{path!r} holds values in [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]; expected pixels in [0, 1]")
+    x = _read_digits(path)
+    if isinstance(x, str):
+        return _fail(x)
     if not 2 <= len(x) <= 10_000:
         return _fail(f"{path!r} holds {len(x)} digits; the quality metric needs between 2 and 10000")
     q = metrics.mnist_quality(x, models.evaluation_classifier())
     print(f"n = {q['n']}: FD {q['fd']:.4f}, floor {q['fd_floor']:.4f} (ratio {q['fd'] / q['fd_floor']:.3f}); "
           f"class TV {q['class_tv']:.4f}, floor {q['class_tv_floor']:.4f}")
     print(f"classes: {q['class_histogram']}")
+    return 0
+
+
+def _anomaly_score(spec, args) -> int:
+    """`anomaly-score`: `anomaly.anomaly_scores` of the digits in --images under ebm-anomaly-D, to --out."""
+    import torch
+
+    from . import anomaly, config, data, models
+
+    if not models.is_anomaly_model(spec.name):
+        return _fail(f"{spec.name} is not an anomaly model; use one of "
+                     f"{', '.join(f'ebm-anomaly-{d}' for d in models.HELD_OUT_DIGITS)}")
+    out = Path(args.out)
+    if out.suffix != ".npy" or not out.parent.is_dir():
+        return _fail(f"--out must be a .npy file in an existing folder, got {args.out!r}")
+    x = _read_digits(args.images)
+    if isinstance(x, str):
+        return _fail(x)
+    if len(x) == 0:
+        return _fail(f"{args.images!r} holds no digits")
+    model, entry = models.load(spec.name, args.device)
+    p = entry["config"]["process"]
+    images = data.to_model_range(torch.from_numpy(np.clip(x, 0.0, 1.0).astype(np.float32))[:, None])
+    scores = anomaly.anomaly_scores(model, images, p["post_steps"], p["post_h"], config.generator(args.seed))
+    try:
+        np.save(out, scores.numpy())
+    except OSError as err:
+        return _fail(f"cannot write {args.out!r}: {err.strerror}")
+    print(f"wrote {args.out}: {len(scores)} anomaly scores (minus the log-joint at posterior latents; "
+          f"digit {p['held_out']} held out of training), median {float(scores.median()):.1f}")
     return 0
 
 
@@ -367,6 +414,8 @@ def _run(args) -> int:
         return 0
     if args.command == "schedules":
         return _schedules(spec, args)
+    if args.command == "anomaly-score":
+        return _anomaly_score(spec, args)
     if args.command == "time":
         r = models.time_steps(spec.name, args.steps, device=args.device)
         print(f"{spec.name} on {r['device']}: {r['parameters']:,} parameters, {r['train_step_s']:.4f} s "

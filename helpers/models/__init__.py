@@ -14,6 +14,7 @@
     mnist_cfg.py         mnist-cfg, the label-conditional model of classifier-free guidance (chapter 8)
     ebm.py               ebm-2d, its Gaussian-prior ablation ebm-2d-gauss and ebm-mnist: the latent-space EBM
                          prior model (chapter 4), and the chapter's in-memory 2D experiments
+    ebm_anomaly.py       ebm-anomaly-D: ebm-mnist trained without digit D, Pang et al.'s anomaly benchmark (chapter 4)
 A new model family is one new file that calls `register`, and one import line below.
 The command line (`python -m helpers`) and the notebooks use the names re-exported here.
 """
@@ -30,11 +31,12 @@ from .mnist_vpsde import vpsde_process
 from .mnist_noisy_classifier import CleanClassifierOnNoisy, noise_digits, noisy_accuracy
 from .mnist_cfg import drop_labels
 from .ebm import build_latent_ebm
+from .ebm_anomaly import HELD_OUT_DIGITS, PAPER_AUPRC, is_anomaly_model, score_test_set
 
 MNIST_DDPM_SAMPLERS = tuple(get("mnist-ddpm").samplers)
 MNIST_VPSDE_SAMPLERS = tuple(get("mnist-vpsde").samplers)
 
-__all__ = ["CleanClassifierOnNoisy", "DDPM_PROCESS", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS",
+__all__ = ["CleanClassifierOnNoisy", "DDPM_PROCESS", "HELD_OUT_DIGITS", "PAPER_AUPRC", "is_anomaly_model", "score_test_set", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS",
            "MOONS_NOISE", "REGISTRY", "ModelSpec", "augment_digits", "build_latent_ebm", "compatible", "evaluation_classifier",
            "ddpm_schedule", "draw_samples", "drop_labels", "expected_training_minutes", "get", "load", "load_or_train",
            "load_required", "mnist_train_images", "moons_quality", "moons_reference", "ncsn_sigmas",

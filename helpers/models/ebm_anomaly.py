@@ -1,0 +1,111 @@
+"""ebm-anomaly-D: ebm-mnist's latent EBM trained without digit D, for Pang et al.'s anomaly benchmark. Chapter 4.
+
+Pang et al. (2020, sec. 5.5 and Table 4) train one model per held-out digit, D in 1, 4, 5, 7, 9, on the other
+nine digits of MNIST's training set, and rank the whole test set (10,000 digits, about a tenth of them D) by
+the anomaly score of `anomaly.anomaly_scores`. Each model here has ebm-mnist's architecture, chains and
+learning rates (`ebm.py`); only the training images and the budget differ:
+
+    train   MNIST's training images whose label is not D (about 54,000), batch 64, 2000 steps (about 2.4
+            passes), cosine schedule; about 0.55 s a step on one free CPU thread, so about 20 minutes.
+    metric  auprc: AUPRC of the held-out digit over the 10,000 test digits, one posterior chain each (seed 0);
+            anomaly_share: the held-out digit's share of the test set (AUPRC by chance).
+
+Their checkpoints are each about 0.3 MB. `python -m helpers anomaly-score MODEL --images X.npy --out S.npy`
+scores any digits with one of them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import config, data
+from ..anomaly import anomaly_scores, auprc
+from .ebm import _loss, _param_groups, _prior_sampler, build_latent_ebm
+from .mnist_common import CPU_CHUNK, DIGIT_SHAPE, digits_to_data
+from .registry import ModelSpec, get, register
+
+HELD_OUT_DIGITS = (1, 4, 5, 7, 9)  # Pang et al.'s Table 4
+# Pang et al.'s Table 4, AUPRC by held-out digit: their latent EBM, the VAE they compare with, and the
+# hierarchical latent EBM of Cui, Wu and Han (ICCV 2023).
+PAPER_AUPRC = {"latent EBM (Pang et al. 2020)": {1: 0.336, 4: 0.630, 5: 0.619, 7: 0.463, 9: 0.413},
+               "VAE": {1: 0.063, 4: 0.337, 5: 0.325, 7: 0.148, 9: 0.104},
+               "hierarchical latent EBM (Cui et al. 2023)": {1: 0.722, 4: 0.949, 5: 0.980, 7: 0.941, 9: 0.935}}
+
+
+def model_name(digit: int) -> str:
+    """The registered name of the model trained without `digit`."""
+    return f"ebm-anomaly-{digit}"
+
+
+def is_anomaly_model(name: str) -> bool:
+    """Whether `name` is one of the held-out-digit models (the ones `anomaly-score` accepts)."""
+    return name in {model_name(d) for d in HELD_OUT_DIGITS}
+
+
+def normal_batches(cfg: dict):
+    """draw(generator) -> a batch (B, 1, 28, 28) in [-1, 1] of training digits other than process.held_out."""
+    images, labels = data.mnist_tensors_cached(train=True)
+    keep = images[labels != cfg["process"]["held_out"]]
+    batch = cfg["train"]["batch"]
+    return lambda g: data.to_model_range(keep[torch.randint(0, len(keep), (batch,), generator=g)])
+
+
+def score_test_set(model, cfg: dict, seed: int = 0, n: int | None = None, device=None):
+    """Anomaly scores (n,) of the first n MNIST test digits (None: all 10,000) and whether each is the
+    held-out digit (n,) bool, with the config's posterior chain, seeded. Chapter 4."""
+    p = cfg["process"]
+    images, labels = data.mnist_tensors_cached(train=False)
+    n = len(images) if n is None else n
+    if device is not None:
+        model = model.to(device)
+    scores = anomaly_scores(model, data.to_model_range(images[:n]), p["post_steps"], p["post_h"],
+                            config.generator(seed))
+    return scores, labels[:n] == p["held_out"]
+
+
+def benchmark(models_by_digit: dict, n: int | None = None, seeds: tuple[int, ...] = (0,)) -> dict:
+    """Pang et al.'s Table 4 for the loaded models {digit: (model, manifest entry)}: for each held-out digit,
+    the AUPRC over the first n test digits (None: all 10,000) for each posterior-chain seed in `seeds`.
+
+    Returns {digit: {"auprc": [one per seed], "share": the digit's share of the n test digits,
+    "scores": (n,) scores of the last seed, "is_out": (n,) bool}}. About 8 ms a digit per model and seed on
+    one CPU thread (80 s for the whole test set). Chapter 4.
+    """
+    table = {}
+    for digit, (model, entry) in tqdm(models_by_digit.items(), desc="scoring test digits", leave=False):
+        aps = []
+        for seed in seeds:
+            scores, is_out = score_test_set(model, entry["config"], seed=seed, n=n)
+            aps.append(auprc(scores.numpy(), is_out.numpy()))
+        table[digit] = {"auprc": aps, "share": float(is_out.float().mean()), "scores": scores.numpy(),
+                        "is_out": is_out.numpy()}
+    return table
+
+
+def _evaluator(model, cfg, device, required, resume_dir=None, progress=False):
+    """The manifest's metrics: AUPRC over the first eval_n test digits (full: all 10,000; seed 0) and the
+    held-out digit's share of them."""
+    scores, is_out = score_test_set(model, cfg, seed=0, n=cfg["train"]["eval_n"], device=device)
+    return {"auprc": round(auprc(scores.numpy(), is_out.numpy()), 4),
+            "anomaly_share": round(float(is_out.float().mean()), 4), "n": len(scores)}
+
+
+def _register(digit: int) -> None:
+    cfg = copy.deepcopy(get("ebm-mnist").config)
+    cfg["process"]["held_out"] = digit
+    cfg["train"].update(steps=2000, eval_n=10_000)
+    register(ModelSpec(
+        name=model_name(digit), chapter=4,
+        summary=f"ebm-mnist's latent EBM trained without digit {digit} (anomaly benchmark)",
+        config=cfg, fast={"steps": 40, "batch": 32, "warmup": 5, "eval_n": 1000},
+        build=build_latent_ebm, batches=normal_batches, loss=_loss, evaluate=_evaluator,
+        samplers={"prior": _prior_sampler}, sample_shape=DIGIT_SHAPE, to_data=digits_to_data,
+        sample_chunk=CPU_CHUNK, param_groups=_param_groups, record=lambda model: dict(model.last_parts),
+    ))
+
+
+for _digit in HELD_OUT_DIGITS:
+    _register(_digit)
