@@ -22,27 +22,37 @@ from torch import Tensor
 from .latent_ebm import LatentEBM
 
 
-def anomaly_scores(model: LatentEBM, x: Tensor, steps: int, h: float, generator: torch.Generator,
-                   chunk: int = 500) -> Tensor:
-    """-log p(x, z) + const at z from a posterior chain of each x (Pang et al. 2020, eq. 2 and sec. 5.5).
+def score_parts(model: LatentEBM, x: Tensor, steps: int, h: float, generator: torch.Generator,
+                chunk: int = 500) -> tuple[Tensor, Tensor]:
+    """The anomaly score's two terms at z from a posterior chain of each x (Pang et al. 2020, eq. 2, sec. 5.5):
+    reconstruction |x - g_psi(z)|^2 / (2 sigma^2) and prior |z|^2 / (2 sigma_0^2) - f_omega(z), each (N,) float32
+    on the CPU; their sum is `anomaly_scores`.
 
     x: (N, ...) images in the model's coordinates, as the generator outputs them; steps, h: the posterior
-    chain's length and ULA step (the model's post_steps and post_h); chunk: images per chain run (the
-    chains are independent, so the result does not depend on it, only the order of the random draws).
-    Returns (N,) float32 scores on the CPU, higher = more anomalous. Chapter 4.
+    chain's length and ULA step (the model's post_steps and post_h); chunk: images per chain run (the chains
+    are independent: it changes only the order of the random draws). Chapter 4.
     """
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"x must be a non-empty batch (N, ...), got shape {tuple(x.shape)}")
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
     like = next(model.parameters())
-    out = []
+    recon, prior = [], []
     for xb in x.split(chunk):
         xb = xb.to(like)
         z, _ = model.posterior_chain(xb, steps, h, generator)
         with torch.no_grad():
-            out.append(-(model.log_likelihood(xb, z) + model.log_prior(z)).float().cpu())
-    return torch.cat(out)
+            recon.append(-model.log_likelihood(xb, z).float().cpu())
+            prior.append(-model.log_prior(z).float().cpu())
+    return torch.cat(recon), torch.cat(prior)
+
+
+def anomaly_scores(model: LatentEBM, x: Tensor, steps: int, h: float, generator: torch.Generator,
+                   chunk: int = 500) -> Tensor:
+    """-log p(x, z) + const at z from a posterior chain of each x: (N,) float32 scores on the CPU, higher =
+    more anomalous; the sum of `score_parts` (same arguments). Chapter 4."""
+    recon, prior = score_parts(model, x, steps, h, generator, chunk)
+    return recon + prior
 
 
 def auprc(scores: np.ndarray | Tensor, is_anomaly: np.ndarray | Tensor) -> float:

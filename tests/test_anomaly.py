@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from helpers import cli, config, data, models, nets
-from helpers.anomaly import anomaly_scores, auprc
+from helpers.anomaly import anomaly_scores, auprc, auprc_null, score_parts
 from helpers.latent_ebm import LatentEBM
 from helpers.models import ebm_anomaly
 
@@ -25,26 +25,31 @@ def _linear_model() -> LatentEBM:
     return LatentEBM(nets.EBMPrior(2).double(), gen, SIGMA_0, SIGMA)
 
 
-def _expected_score(x: torch.Tensor) -> float:
-    """E[-log p(x, z)] under ULA's stationary law on the posterior N(mu, P^-1): the score at the posterior
-    mean, -log p(x, mu) = |x - W mu|^2 / (2 sigma^2) + |mu|^2 / (2 sigma_0^2), plus half the trace of P
-    times ULA's covariance, sum_i 1 / (2 (1 - h lambda_i / 2)) over P's eigenvalues lambda_i."""
+def _expected_parts(x: torch.Tensor) -> tuple[float, float]:
+    """E[reconstruction] and E[prior] terms of -log p(x, z) under ULA's stationary law on the posterior
+    N(mu, P^-1): ULA keeps the mean mu and has the covariance C = Q diag(1 / (lambda (1 - h lambda / 2))) Q^T
+    in P's eigenbasis, so E|x - W z|^2 = |x - W mu|^2 + tr(W^T W C) and E|z|^2 = |mu|^2 + tr(C)."""
     P = W.T @ W / SIGMA**2 + torch.eye(2, dtype=torch.float64) / SIGMA_0**2
     mu = torch.linalg.solve(P, W.T @ x / SIGMA**2)
-    at_mean = (x - W @ mu).pow(2).sum() / (2 * SIGMA**2) + mu.pow(2).sum() / (2 * SIGMA_0**2)
-    spread = sum(1.0 / (2 * (1 - H * lam / 2)) for lam in torch.linalg.eigvalsh(P).tolist())
-    return float(at_mean) + spread
+    lam, Q = torch.linalg.eigh(P)
+    C = Q @ torch.diag(1 / (lam * (1 - H * lam / 2))) @ Q.T
+    recon = ((x - W @ mu).pow(2).sum() + torch.trace(W.T @ W @ C)) / (2 * SIGMA**2)
+    prior = (mu.pow(2).sum() + torch.trace(C)) / (2 * SIGMA_0**2)
+    return float(recon), float(prior)
 
 
 @pytest.mark.parametrize("x", [[0.7, -0.4, 0.9], [1.0, -0.3, 0.2]])
-def test_score_matches_the_exact_posterior_expectation_of_a_linear_gaussian_model(x):
+def test_score_parts_match_the_exact_posterior_expectations_of_a_linear_gaussian_model(x):
     """2000 chains of 200 steps (P's eigenvalues 5.2 and 6.4: (1 - h lambda)^200 < 1e-9, the start is
-    forgotten). The score is a quadratic form of the chain's z, whose sd is measured; 4 standard errors."""
+    forgotten). Each term is a quadratic form of the chain's z, whose sd is measured; 4 standard errors.
+    The score is their sum."""
     x = torch.tensor(x, dtype=torch.float64)
-    scores = anomaly_scores(_linear_model(), x.expand(2000, 3), steps=200, h=H, generator=config.generator(0)).double()
-    assert scores.shape == (2000,) and torch.isfinite(scores).all()
-    se = float(scores.std()) / math.sqrt(len(scores))
-    assert abs(float(scores.mean()) - _expected_score(x)) < 4 * se
+    model, xs = _linear_model(), x.expand(2000, 3)
+    recon, prior = score_parts(model, xs, steps=200, h=H, generator=config.generator(0))
+    assert recon.shape == prior.shape == (2000,) and torch.isfinite(recon + prior).all()
+    for got, want in zip((recon.double(), prior.double()), _expected_parts(x)):
+        assert abs(float(got.mean()) - want) < 4 * float(got.std()) / math.sqrt(len(got))
+    assert torch.equal(anomaly_scores(model, xs, steps=200, h=H, generator=config.generator(0)), recon + prior)
 
 
 def test_an_input_off_the_generators_range_scores_higher():
@@ -74,6 +79,8 @@ def test_auprc_against_a_hand_computation_and_chance():
     rng = np.random.default_rng(0)  # random scores: AUPRC is about the anomalies' share, 0.1
     labels = rng.random(20_000) < 0.1
     assert abs(auprc(rng.random(20_000), labels) - labels.mean()) < 0.01
+    assert auprc_null(labels, draws=50) == auprc_null(labels, draws=50)  # seeded
+    assert abs(auprc_null(labels, draws=50)[0] - labels.mean()) < 0.01
     with pytest.raises(ValueError, match="both"):
         auprc([0.1, 0.2], [1, 1])
     with pytest.raises(ValueError, match="finite"):

@@ -6,7 +6,8 @@ the anomaly score of `anomaly.anomaly_scores`. Each model here has ebm-mnist's a
 learning rates (`ebm.py`); only the training images and the budget differ:
 
     train   MNIST's training images whose label is not D (about 54,000), batch 64, 2000 steps (about 2.4
-            passes), cosine schedule; about 0.55 s a step on one free CPU thread, so about 20 minutes.
+            passes), cosine schedule. The shipped five took 1376-1421 s each on one CPU thread, two trainings
+            side by side on the course's 2-core build machine (0.58 s a step measured alone, `helpers time`).
     metric  auprc: AUPRC of the held-out digit over the 10,000 test digits, one posterior chain each (seed 0);
             anomaly_share: the held-out digit's share of the test set (AUPRC by chance).
 
@@ -22,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import config, data
-from ..anomaly import anomaly_scores, auprc
+from ..anomaly import auprc, score_parts
 from .ebm import _loss, _param_groups, _prior_sampler, build_latent_ebm
 from .mnist_common import CPU_CHUNK, DIGIT_SHAPE, digits_to_data
 from .registry import ModelSpec, get, register
@@ -53,17 +54,17 @@ def normal_batches(cfg: dict):
     return lambda g: data.to_model_range(keep[torch.randint(0, len(keep), (batch,), generator=g)])
 
 
-def score_test_set(model, cfg: dict, seed: int = 0, n: int | None = None, device=None):
+def score_test_set(model, cfg: dict, seed: int = 0, n: int | None = None, device=None, parts: bool = False):
     """Anomaly scores (n,) of the first n MNIST test digits (None: all 10,000) and whether each is the
-    held-out digit (n,) bool, with the config's posterior chain, seeded. Chapter 4."""
+    held-out digit (n,) bool, with the config's posterior chain, seeded. parts: return the score's two terms
+    (reconstruction, prior) (`anomaly.score_parts`) instead of their sum. Chapter 4."""
     p = cfg["process"]
     images, labels = data.mnist_tensors_cached(train=False)
     n = len(images) if n is None else n
     if device is not None:
         model = model.to(device)
-    scores = anomaly_scores(model, data.to_model_range(images[:n]), p["post_steps"], p["post_h"],
-                            config.generator(seed))
-    return scores, labels[:n] == p["held_out"]
+    terms = score_parts(model, data.to_model_range(images[:n]), p["post_steps"], p["post_h"], config.generator(seed))
+    return (terms if parts else terms[0] + terms[1]), labels[:n] == p["held_out"]
 
 
 def benchmark(models_by_digit: dict, n: int | None = None, seeds: tuple[int, ...] = (0,)) -> dict:
@@ -71,17 +72,18 @@ def benchmark(models_by_digit: dict, n: int | None = None, seeds: tuple[int, ...
     the AUPRC over the first n test digits (None: all 10,000) for each posterior-chain seed in `seeds`.
 
     Returns {digit: {"auprc": [one per seed], "share": the digit's share of the n test digits,
-    "scores": (n,) scores of the last seed, "is_out": (n,) bool}}. About 8 ms a digit per model and seed on
+    "scores": (n,) scores of the last seed, "reconstruction" and "prior": its two terms (n,), "is_out": (n,)
+    bool}}. About 8 ms a digit per model and seed on
     one CPU thread (80 s for the whole test set). Chapter 4.
     """
     table = {}
     for digit, (model, entry) in tqdm(models_by_digit.items(), desc="scoring test digits", leave=False):
         aps = []
         for seed in seeds:
-            scores, is_out = score_test_set(model, entry["config"], seed=seed, n=n)
-            aps.append(auprc(scores.numpy(), is_out.numpy()))
-        table[digit] = {"auprc": aps, "share": float(is_out.float().mean()), "scores": scores.numpy(),
-                        "is_out": is_out.numpy()}
+            (recon, prior), is_out = score_test_set(model, entry["config"], seed=seed, n=n, parts=True)
+            aps.append(auprc((recon + prior).numpy(), is_out.numpy()))
+        table[digit] = {"auprc": aps, "share": float(is_out.float().mean()), "scores": (recon + prior).numpy(),
+                        "reconstruction": recon.numpy(), "prior": prior.numpy(), "is_out": is_out.numpy()}
     return table
 
 
