@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import cli, config, data, models, nets
+from helpers import config, data, models, nets
 from helpers.anomaly import anomaly_scores, auprc, auprc_null, score_parts
 from helpers.latent_ebm import LatentEBM
 from helpers.models import ebm_anomaly
+from test_cli import _run  # cli.main's status, stdout and stderr
 
 SIGMA_0, SIGMA, H = 1.0, 0.5, 0.02
 W = torch.tensor([[1.0, 0.5], [-0.3, 0.8], [0.2, -0.6]], dtype=torch.float64)
@@ -98,15 +99,6 @@ def test_training_batches_never_hold_the_held_out_digit(monkeypatch):
     assert len(pixels) == 9 and not torch.isclose(pixels, torch.tensor(2 * 0.7 - 1)).any()
 
 
-def _run(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.mark.parametrize("array, model, message", [
     (np.zeros((4, 28, 28), np.float32), "ebm-mnist", "not an anomaly model"),
     (np.zeros((4, 784), np.float32), "ebm-anomaly-1", "expected MNIST digits (N, 28, 28)"),
@@ -122,8 +114,6 @@ def test_anomaly_score_refuses_bad_input_in_one_line(capsys, tmp_path, array, mo
 
 
 def test_anomaly_score_writes_one_score_per_digit(capsys, tmp_path):
-    if not (config.checkpoint_dir() / "ebm-anomaly-7.pt").exists():
-        pytest.skip("ebm-anomaly-7 is not trained: python -m helpers train ebm-anomaly-7")
     images, _ = data.mnist_tensors_cached(train=False)
     np.save(tmp_path / "x.npy", images[:6, 0].numpy())
     code, out, _ = _run(capsys, "anomaly-score", "ebm-anomaly-7", "--images", str(tmp_path / "x.npy"),

@@ -36,8 +36,8 @@ from .ebm_anomaly import HELD_OUT_DIGITS, PAPER_AUPRC, is_anomaly_model, score_t
 MNIST_DDPM_SAMPLERS = tuple(get("mnist-ddpm").samplers)
 MNIST_VPSDE_SAMPLERS = tuple(get("mnist-vpsde").samplers)
 
-__all__ = ["CleanClassifierOnNoisy", "DDPM_PROCESS", "HELD_OUT_DIGITS", "PAPER_AUPRC", "is_anomaly_model", "score_test_set", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS",
-           "MOONS_NOISE", "REGISTRY", "ModelSpec", "augment_digits", "build_latent_ebm", "compatible", "evaluation_classifier",
+__all__ = ["CleanClassifierOnNoisy", "DDPM_PROCESS", "HELD_OUT_DIGITS", "MNIST_DDPM_SAMPLERS", "MNIST_VPSDE_SAMPLERS",
+           "PAPER_AUPRC", "is_anomaly_model", "score_test_set", "MOONS_NOISE", "REGISTRY", "ModelSpec", "augment_digits", "build_latent_ebm", "compatible", "evaluation_classifier",
            "ddpm_schedule", "draw_samples", "drop_labels", "expected_training_minutes", "get", "load", "load_or_train",
            "load_required", "mnist_train_images", "moons_quality", "moons_reference", "ncsn_sigmas",
            "noise_digits", "noisy_accuracy", "profile_training", "register", "sample", "sde1d_process", "sde1d_quality",

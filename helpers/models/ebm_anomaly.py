@@ -6,7 +6,7 @@ the anomaly score of `anomaly.anomaly_scores`. Each model here has ebm-mnist's a
 learning rates (`ebm.py`); only the training images and the budget differ:
 
     train   MNIST's training images whose label is not D (about 54,000), batch 64, 2000 steps (about 2.4
-            passes), cosine schedule. The shipped five took 1376-1421 s each on one CPU thread, two trainings
+            passes), cosine schedule. The shipped five took 1376-1459 s each on one CPU thread, two trainings
             side by side on the course's 2-core build machine (0.58 s a step measured alone, `helpers time`).
     metric  auprc: AUPRC of the held-out digit over the 10,000 test digits, one posterior chain each (seed 0);
             anomaly_share: the held-out digit's share of the test set (AUPRC by chance).
@@ -73,8 +73,8 @@ def benchmark(models_by_digit: dict, n: int | None = None, seeds: tuple[int, ...
 
     Returns {digit: {"auprc": [one per seed], "share": the digit's share of the n test digits,
     "scores": (n,) scores of the last seed, "reconstruction" and "prior": its two terms (n,), "is_out": (n,)
-    bool}}. About 8 ms a digit per model and seed on
-    one CPU thread (80 s for the whole test set). Chapter 4.
+    bool}}. On one CPU thread the whole test set took 70-110 s per model and seed (measured beside other
+    work), the first 1000 digits 7-11 s. Chapter 4.
     """
     table = {}
     for digit, (model, entry) in tqdm(models_by_digit.items(), desc="scoring test digits", leave=False):
