@@ -166,20 +166,21 @@ class LatentEBM(nn.Module):
             raise FloatingPointError(f"the prior energy diverged (|mean f| reached {worst:.3g}); lower the "
                                      "prior's learning rate or its Langevin step")
 
-    def posterior_curvature(self, z: Tensor) -> Tensor:
+    def posterior_curvature(self, z: Tensor, smallest: bool = False) -> Tensor:
         """Lambda(z) = lambda_max(J^T J) / sigma^2 + 1 / sigma_0^2 (B,): the largest curvature of -log p(z | x) at
         z when the generator is locally linear, J = dg_psi/dz (D, latent_dim) and f_omega's curvature is left
         out. ULA on a Gaussian of curvature Lambda is stable only for h Lambda < 2 (its update multiplies the
         deviation from the mode by 1 - h Lambda), the posterior's sd along that direction is 1 / sqrt(Lambda).
-        Chapter 4."""
+        smallest: Lambda_min, with lambda_min(J^T J) instead: 1 / sqrt(Lambda_min) is the posterior's sd along
+        its widest direction. Chapter 4."""
         self._check_z(z)
 
         def g_one(z1: Tensor) -> Tensor:
             return self.generator(z1.unsqueeze(0)).flatten()
         with torch.enable_grad():
             jac = torch.func.vmap(torch.func.jacrev(g_one))(z.detach())  # (B, D, latent_dim)
-        top = torch.linalg.eigvalsh(jac.transpose(1, 2) @ jac)[:, -1]
-        return (top / self.sigma**2 + 1.0 / self.sigma_0**2).detach()
+        eig = torch.linalg.eigvalsh(jac.transpose(1, 2) @ jac)[:, 0 if smallest else -1]
+        return (eig / self.sigma**2 + 1.0 / self.sigma_0**2).detach()
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, steps: int, h: float, generator: torch.Generator) -> Tensor:

@@ -145,15 +145,17 @@ class _Linear(torch.nn.Module):
         return z @ self.weight.T + self.bias
 
 
-def test_posterior_curvature_of_a_linear_generator_is_the_exact_largest_precision():
+def test_posterior_curvature_of_a_linear_generator_is_the_exact_largest_and_smallest_precision():
     # for g(z) = W z + b and f = 0 the posterior is Gaussian with precision W^T W / sigma^2 + I / sigma_0^2
     gen = _Linear(3, 5, seed=0)
     model = LatentEBM(nets.EBMPrior(3), gen, sigma_0=0.7, sigma=0.4)
     precision = gen.weight.T @ gen.weight / 0.4**2 + torch.eye(3) / 0.7**2
-    exact = float(torch.linalg.eigvalsh(precision)[-1])
-    curv = model.posterior_curvature(torch.randn(6, 3, generator=config.generator(2)))
+    low, *_, high = torch.linalg.eigvalsh(precision).tolist()
+    z = torch.randn(6, 3, generator=config.generator(2))
+    curv = model.posterior_curvature(z)
     assert curv.shape == (6,)
-    assert torch.allclose(curv, torch.full((6,), exact), rtol=1e-5)
+    assert torch.allclose(curv, torch.full((6,), high), rtol=1e-5)
+    assert torch.allclose(model.posterior_curvature(z, smallest=True), torch.full((6,), low), rtol=1e-5)
 
 
 def test_runaway_prior_energy_or_chain_stops_training_with_floating_point_error():
