@@ -66,7 +66,9 @@ register(ModelSpec(
     loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
     evaluate=image_evaluator("mnist-ddpm", "ancestral"),
     samplers={"sde-dpm2m": _solver("sde-dpm2m", 20, "time"), "dpm2m": _solver("dpm2m", 20, "logsnr"),
-              "ddim": _solver("ddim", 50, "time"), "ancestral": _ancestral, "em": _em},
+              "ddim": _solver("ddim", 50, "time"), "sde-dpm3m": _solver("sde-dpm3m", 10, "time"),
+              "dpm3m": _solver("dpm3m", 10, "logsnr"),
+              "ancestral": _ancestral, "em": _em},
     sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
     store_dtype=torch.float16,
 ))

@@ -77,7 +77,8 @@ def _solver(method: str, default_steps: int, schedule: str):
 
 
 FAST_SAMPLERS = {"sde-dpm2m": _solver("sde-dpm2m", 20, "time"), "dpm2m": _solver("dpm2m", 20, "logsnr"),
-                 "ddim": _solver("ddim", 50, "time")}
+                 "ddim": _solver("ddim", 50, "time"), "sde-dpm3m": _solver("sde-dpm3m", 10, "time"),
+                 "dpm3m": _solver("dpm3m", 10, "logsnr")}
 
 
 def _em(model, cfg, shape, steps, generator, device, keep_every=0, progress=False, guidance=None):
