@@ -9,6 +9,7 @@
                                    [--label Y [--scale G]]   (guidance, chapter 8: mnist-vpsde by its classifier,
                                                               gamma = G; mnist-cfg classifier-free, w = G)
     python -m helpers quality FILE.npy       (MNIST digits (N, 28, 28) in [0, 1]: FD and class TV with floors)
+    python -m helpers quality FILE.npy --label D   (digits meant as D: accuracy, FD, precision, recall)
     python -m helpers anomaly-score MODEL --images X.npy --out S.npy [--seed K]
                                             (ebm-anomaly-D: one score per digit, higher = more anomalous)
     python -m helpers time MODEL [--steps S] [--device D]
@@ -125,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no progress bar (shown on stderr when it is a terminal)")
     q = sub.add_parser("quality", help="FD and class TV of MNIST samples against their floors (chapters 6-8)")
     q.add_argument("file", help=".npy of digits (N, 28, 28) in [0, 1], e.g. from `sample mnist-vpsde`")
+    q.add_argument("--label", type=_digit, default=None,
+                   help="the digit the samples should be (e.g. from `sample --label`): its accuracy, and FD, "
+                        "precision and recall against that digit's real images, with floors (chapter 8)")
     a = sub.add_parser("anomaly-score", help="score digits with a held-out-digit latent EBM (ebm-anomaly-D, "
                        "chapter 4): one score per image, higher = more anomalous")
     a.add_argument("model", help="ebm-anomaly-1, -4, -5, -7 or -9")
@@ -291,8 +295,29 @@ def _read_digits(path: str) -> np.ndarray | str:
     return x
 
 
-def _quality(path: str) -> int:
-    """Print metrics.mnist_quality of the digits in `path` (the manifest's FD, at the file's n)."""
+FLOOR_DRAWS = 5  # reference draws behind `quality --label`'s floor: mean and sd, as chapter 8 prints them
+
+
+def _class_quality(x, label: int) -> int:
+    """Print metrics.mnist_class_quality of digits meant to be `label`: accuracy, and FD beside the floor's mean
+    and sd over FLOOR_DRAWS reference draws (chapter 8's per-digit target: FD within floor + 2 sd)."""
+    from . import metrics, models
+
+    classifier = models.evaluation_classifier()
+    qs = [metrics.mnist_class_quality(x, label, classifier, n_reference_seed=k) for k in range(FLOOR_DRAWS)]
+    floors = np.array([q["fd_floor"] for q in qs])
+    q, mean, sd = qs[0], floors.mean(), floors.std(ddof=1)
+    print(f"n = {q['n']} meant as {label}: accuracy {q['accuracy']:.1%} (mnist-eval's calls); FD {q['fd']:.3f}, "
+          f"floor {mean:.3f} +- {sd:.3f} ({FLOOR_DRAWS} draws of real {label}s): within floor + 2 sd: "
+          f"{q['fd'] <= mean + 2 * sd}")
+    print(f"precision {q['precision']:.3f} (floor {q['precision_floor']:.3f}), recall {q['recall']:.3f} "
+          f"(floor {q['recall_floor']:.3f})")
+    return 0
+
+
+def _quality(path: str, label: int | None = None) -> int:
+    """Print metrics.mnist_quality of the digits in `path` (the manifest's FD, at the file's n), or with
+    `label` their quality as that digit (`_class_quality`)."""
     from . import metrics, models
 
     x = _read_digits(path)
@@ -300,6 +325,8 @@ def _quality(path: str) -> int:
         return _fail(x)
     if not 2 <= len(x) <= 10_000:
         return _fail(f"{path!r} holds {len(x)} digits; the quality metric needs between 2 and 10000")
+    if label is not None:
+        return _class_quality(x, label)
     q = metrics.mnist_quality(x, models.evaluation_classifier())
     print(f"n = {q['n']}: FD {q['fd']:.4f}, floor {q['fd_floor']:.4f} (ratio {q['fd'] / q['fd_floor']:.3f}); "
           f"class TV {q['class_tv']:.4f}, floor {q['class_tv_floor']:.4f}")
@@ -386,7 +413,7 @@ def _run(args) -> int:
     if args.command == "list":
         return _list()
     if args.command == "quality":
-        return _quality(args.file)
+        return _quality(args.file, args.label)
     if args.command == "bench":
         return _bench(args)
     if args.command == "notebooks":

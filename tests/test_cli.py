@@ -81,6 +81,21 @@ def test_quality_scores_mnist_digits_and_refuses_other_arrays(capsys, tmp_path):
     assert code == 2 and "expected MNIST digits" in err
 
 
+@pytest.mark.usefixtures("mnist")
+def test_quality_with_a_label_scores_real_digits_of_that_class_near_their_floor_and_others_far(capsys, tmp_path):
+    images, labels = data.mnist_tensors_cached(train=True)
+    threes = images[:3000][labels[:3000] == 3][:100, 0].numpy()
+    np.save(tmp_path / "threes.npy", threes)
+    code, out, err = _run(capsys, "quality", str(tmp_path / "threes.npy"), "--label", "3")
+    assert code == 0, err
+    assert out.startswith("n = 100 meant as 3: accuracy ") and "within floor + 2 sd: True" in out
+    assert float(out.split("accuracy ")[1].split("%")[0]) > 95
+    code, out, _ = _run(capsys, "quality", str(tmp_path / "threes.npy"), "--label", "8")
+    assert code == 0 and "accuracy 0.0%" in out and "within floor + 2 sd: False" in out
+    code, _, err = _run(capsys, "quality", str(tmp_path / "threes.npy"), "--label", "10")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
 def test_scramble_copies_the_checkpoints_with_one_model_permuted(capsys, tmp_path):
     """The copy's moons-ddpm loads under its new hash with the shipped entry's recorded metrics; a second run
     into the same folder is refused with one line. (What the permutation does: test_checkpoints.)"""
