@@ -49,16 +49,19 @@ def dsm_loss(score: Callable[[Tensor, Tensor], Tensor], x0: Tensor, sigma: Tenso
     return 0.5 * (sigma * s + z).pow(2).flatten(1).sum(1).mean()
 
 
-def vpsde_loss(model: nn.Module, x0: Tensor, sde, generator: torch.Generator, eps: float = 1e-3) -> Tensor:
+def vpsde_loss(model: nn.Module, x0: Tensor, sde, generator: torch.Generator, eps: float = 1e-3,
+               target: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None) -> Tensor:
     """Noise-prediction loss E_{t, x0, z} |eps_theta(x_t, t) - z|^2 for the VP-SDE. Chapters 5 and 7.
 
     t ~ U(eps, 1), z ~ N(0, I), x_t = alpha(t) x0 + sigma(t) z (`sde`: a `sde.VPSDE`); mean over batch and
     dimensions. With s_theta = -eps_theta / sigma this is denoising score matching with lambda(t) =
     sigma(t)^2 (Song et al. 2021, eq. 7): sigma^2 |s_theta + z / sigma|^2 = |eps_theta - z|^2, whose target
     z is O(1) at every t, where the score target -z / sigma grows like 1 / sigma as t -> 0.
+    target(x_t, t, z) -> (B, ...) replaces the target z (default): any target whose mean given x_t is
+    E[z | x_t] has the same minimiser, e.g. a trained model's eps(x_t, t) (mnist-cfg's null label, chapter 8).
     """
     t = eps + (1.0 - eps) * torch.rand(x0.shape[0], generator=generator, dtype=torch.float64)
     t = t.to(x0)
     z = _randn_like(x0, generator)
     x_t = sde.perturb(x0, t, z)
-    return (model(x_t, t) - z).pow(2).mean()
+    return (model(x_t, t) - (z if target is None else target(x_t, t, z))).pow(2).mean()

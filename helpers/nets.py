@@ -224,6 +224,23 @@ class ConditionalUNet(UNet):
         self.classes = classes
         self.label_embed = nn.Embedding(classes + 1, self.embed[-1].out_features)
 
+    def start_from(self, unet: "UNet") -> "ConditionalUNet":
+        """Copy an unconditional `UNet`'s weights (same arguments) and zero the label embedding, so that
+        eps(x, t, y) = unet(x, t) for every label y, the null label included: a warm start from which label
+        dropout trains the labels in while the null label keeps the unconditional model (`mnist-cfg`).
+        Returns self. Raises ValueError when the two networks' weights do not match."""
+        mine = self.state_dict()
+        theirs = unet.state_dict()
+        wrong = sorted(k for k in set(mine) ^ set(theirs) if k != "label_embed.weight")
+        wrong += sorted(k for k in set(mine) & set(theirs) if mine[k].shape != theirs[k].shape)
+        if wrong:
+            raise ValueError(f"start_from needs a UNet built with this network's arguments; these weights differ "
+                             f"in name or shape: {', '.join(wrong[:3])}{' ...' if len(wrong) > 3 else ''}")
+        self.load_state_dict(theirs, strict=False)
+        with torch.no_grad():
+            self.label_embed.weight.zero_()
+        return self
+
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         if y is None:
             y = torch.full((x.shape[0],), self.classes, dtype=torch.long, device=x.device)

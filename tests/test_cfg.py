@@ -2,13 +2,14 @@
 Gaussian model, its conditional U-Net and label dropout, and its command line."""
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from helpers import models, nets, scores
-from helpers.errors import ConfigError
+from helpers import config, models, nets, scores
+from helpers.errors import CheckpointError, ConfigError
 from helpers.sde import VPSDE
 from test_cli import _run  # (status, stdout, stderr) of `python -m helpers ARGV`
 from test_guidance import MU, S2, exact_score, tilted_score
@@ -75,6 +76,103 @@ def test_conditional_unet_reads_the_label_and_takes_none_as_the_null_label():
         net(x, t, torch.tensor([1, 2, 11]))
     with pytest.raises(ValueError, match="y"):
         net(x, t, torch.tensor([1.0, 2.0, 3.0]))
+
+
+def _mnist_shaped_unet(seed: int) -> nets.UNet:
+    """chapter 7's U-Net with every weight drawn (past the zero-initialised convs, as after training)."""
+    torch.manual_seed(seed)
+    unet = models.get("mnist-vpsde").build(models.get("mnist-vpsde").config)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return unet
+
+
+def test_start_from_gives_every_label_the_unconditional_unets_prediction_and_refuses_another_shape():
+    unet = _mnist_shaped_unet(0).eval()
+    cond = models.get("mnist-cfg").build(models.get("mnist-cfg").config).eval()
+    assert cond.start_from(unet) is cond
+    x, t = torch.randn(3, 1, 28, 28), torch.rand(3)
+    with torch.no_grad():
+        want = unet(x, t)
+        for y in range(11):  # ten digits and the null label: bit for bit
+            assert torch.equal(cond(x, t, torch.full((3,), y)), want)
+        assert torch.equal(cond(x, t), want)
+    other = nets.UNet(channels=(8, 16), blocks=1, attention=False, time_dim=16)
+    with pytest.raises(ValueError, match="start_from needs a UNet built with this network's arguments"):
+        cond.start_from(other)
+
+
+@pytest.mark.usefixtures("mnist")
+def test_a_budget_with_init_from_starts_from_that_checkpoint(tmp_checkpoints, monkeypatch):
+    """train_model with init_from = mnist-vpsde (its shipped checkpoint), through the null teacher's loss, at
+    lr = 1e-12 (a change that float16 storage rounds away): the saved mnist-cfg predicts mnist-vpsde's eps
+    for every label, bit for bit."""
+    shipped = config.REPO_ROOT / "checkpoints"
+    shutil.copy(shipped / "manifest.json", tmp_checkpoints)
+    shutil.copy(shipped / "mnist-vpsde.pt", tmp_checkpoints)
+    spec = models.get("mnist-cfg")
+    fast = {**spec.fast, "steps": 2, "lr": 1e-12, "init_from": "mnist-vpsde", "null_teacher": "mnist-vpsde"}
+    monkeypatch.setitem(models.REGISTRY, "mnist-cfg", dataclasses.replace(spec, fast=fast))
+    models.train_model("mnist-cfg", "fast", progress=False, evaluate=False)
+    cond, source = models.load("mnist-cfg")[0], models.load("mnist-vpsde")[0]
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    with torch.no_grad():
+        want = source(x, t)
+        for y in (0, 9, 10):
+            assert torch.equal(cond(x, t, torch.full((2,), y)), want)
+
+
+def test_a_budget_with_init_from_names_the_missing_source(tmp_checkpoints, monkeypatch):
+    spec = models.get("mnist-cfg")
+    monkeypatch.setitem(models.REGISTRY, "mnist-cfg",
+                        dataclasses.replace(spec, fast={**spec.fast, "steps": 2, "init_from": "mnist-vpsde"}))
+    with pytest.raises(CheckpointError, match="this budget starts from mnist-vpsde"):
+        models.train_model("mnist-cfg", "fast", progress=False, evaluate=False)
+
+
+def test_mnist_cfgs_label_embedding_trains_at_its_own_learning_rate_and_every_weight_once():
+    spec = models.get("mnist-cfg")
+    net = spec.build(spec.config)
+    groups = spec.param_groups(net, spec.config)
+    tc = spec.config["train"]
+    assert [g["lr"] for g in groups] == [tc["lr"] * tc["label_lr_factor"], tc["lr"]] and tc["label_lr_factor"] > 1
+    assert groups[0]["params"] == [net.label_embed.weight]
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters())
+
+
+def test_the_null_teacher_target_replaces_the_noise_by_the_posterior_mean_on_null_rows_only():
+    """On Gaussian data x0 ~ N(0, s^2), E[z | x_t] = sigma x_t / (alpha^2 s^2 + sigma^2) is exact. With it as the
+    model, the plain loss is the mean posterior variance E_t[alpha^2 s^2 / (alpha^2 s^2 + sigma^2)] (within 4
+    standard errors); with it as the teacher of every row the loss is 0, of half the rows half the plain one."""
+    from scipy.integrate import quad
+
+    from helpers import losses
+    from helpers.models.mnist_cfg import teacher_target
+
+    s2, n, eps = 0.3, 20_000, 1e-3
+
+    def posterior_mean(x_t, t):
+        a, sig = SDE.alpha(t)[:, None], SDE.marginal_std(t)[:, None]
+        return sig * x_t / (a**2 * s2 + sig**2)
+
+    def var(t):
+        a2 = float(SDE.alpha(torch.tensor([t], dtype=torch.float64))) ** 2
+        return a2 * s2 / (a2 * s2 + 1 - a2)
+
+    x0 = torch.randn(n, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * s2**0.5
+    want = quad(var, eps, 1.0)[0] / (1 - eps)
+    per_row = []
+    loss = losses.vpsde_loss(lambda x, t: posterior_mean(x, t), x0, SDE, torch.Generator().manual_seed(1), eps,
+                             target=lambda x_t, t, z: per_row.append((posterior_mean(x_t, t) - z) ** 2) or z)
+    se = float(per_row[0].std()) / n**0.5
+    assert abs(float(loss) - want) < 4 * se, (float(loss), want, se)
+    null = torch.arange(n) % 2 == 0
+    for mask, factor in ((torch.ones(n, dtype=torch.bool), 0.0), (null, 0.5)):
+        got = losses.vpsde_loss(lambda x, t: posterior_mean(x, t), x0, SDE, torch.Generator().manual_seed(1), eps,
+                                target=teacher_target(posterior_mean, mask))
+        assert abs(float(got) - factor * want) < 4 * se * max(factor, 0.1) ** 0.5 + 1e-12, (float(got), factor)
 
 
 def test_drop_labels_drops_at_the_rate_asked_and_is_seeded():

@@ -99,6 +99,20 @@ def _first_phase_checkpoint(spec: ModelSpec, folder: Path, first_cfg: dict, devi
     return model, float(entry["train_seconds"])
 
 
+def _warm_start(model: nn.Module, source: str, device: torch.device) -> None:
+    """Start `model` from the shipped checkpoint of `source` (a budget's `init_from`): `model.start_from(net)`
+    (`nets.ConditionalUNet.start_from` for mnist-cfg, from mnist-vpsde). The source is read from
+    `config.checkpoint_dir()`; a missing one raises CheckpointError naming it."""
+    if not hasattr(model, "start_from"):
+        raise ConfigError(f"init_from {source!r}: a {type(model).__name__} cannot start from another model")
+    try:
+        net, entry = load(source, device)
+    except CheckpointError as err:
+        raise CheckpointError(f"this budget starts from {source}: {err}") from err
+    model.start_from(net)
+    print(f"starting from {source} ({entry['train_steps']} steps, {entry['train_seconds']:.0f} s)")
+
+
 def train_model(name: str, mode: str | None = None, device: str | torch.device | None = None,
                 folder: str | Path | None = None, progress: bool = True, save: bool = True,
                 evaluate: bool = True, log_dir: str | Path | None = None):
@@ -107,6 +121,8 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
     folder: where the checkpoint and manifest go (default: config.checkpoint_dir()); notebooks pass a
     temporary folder for their short fast-mode runs so the shipped checkpoints stay untouched.
     A resume file `folder/name.resume.pt` is written while training; rerunning after a kill continues.
+    A budget with "init_from": NAME starts from NAME's shipped weights instead of a seeded initialisation
+    (`_warm_start`); the entry's seconds and steps are this training's alone.
     A budget with a "restart" ({"steps", "lr", "warmup"}) trains on from the first phase's EMA weights
     (rounded to the stored dtype) with a fresh optimizer, EMA and generator (seed + 1): a warm restart
     (Loshchilov & Hutter 2017). The first phase's result is saved as the model's checkpoint (without metrics)
@@ -161,6 +177,8 @@ def train_model(name: str, mode: str | None = None, device: str | torch.device |
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
             torch.manual_seed(seed)
             model = spec.build(cfg)
+        if tc.get("init_from"):
+            _warm_start(model, tc["init_from"], dev)
         first = run(model, first_cfg, tc["steps"], tc["lr"], tc.get("warmup", 0), config.generator(seed),
                     f"{name}.resume.pt", f"{name} ({mode})")
         if first.ema_state is not None:
