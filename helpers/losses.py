@@ -57,8 +57,9 @@ def vpsde_loss(model: nn.Module, x0: Tensor, sde, generator: torch.Generator, ep
     dimensions. With s_theta = -eps_theta / sigma this is denoising score matching with lambda(t) =
     sigma(t)^2 (Song et al. 2021, eq. 7): sigma^2 |s_theta + z / sigma|^2 = |eps_theta - z|^2, whose target
     z is O(1) at every t, where the score target -z / sigma grows like 1 / sigma as t -> 0.
-    target(x_t, t, z) -> (B, ...) replaces the target z (default): any target whose mean given x_t is
-    E[z | x_t] has the same minimiser, e.g. a trained model's eps(x_t, t) (mnist-cfg's null label, chapter 8).
+    target(x_t, t, z) -> (B, ...) replaces the target z (default). The loss with z is minimised by E[z | x_t],
+    and so is any target with that conditional mean; a trained model's eps(x_t, t) as the target (its estimate
+    of that mean, with no draw's noise) makes that model the minimiser: mnist-cfg's null rows, chapter 8.
     """
     t = eps + (1.0 - eps) * torch.rand(x0.shape[0], generator=generator, dtype=torch.float64)
     t = t.to(x0)

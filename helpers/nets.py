@@ -227,7 +227,8 @@ class ConditionalUNet(UNet):
     def start_from(self, unet: "UNet") -> "ConditionalUNet":
         """Copy an unconditional `UNet`'s weights (same arguments) and zero the label embedding, so that
         eps(x, t, y) = unet(x, t) for every label y, the null label included: a warm start from which label
-        dropout trains the labels in while the null label keeps the unconditional model (`mnist-cfg`).
+        dropout trains the labels in while the null label keeps the unconditional model (`mnist-cfg`, where
+        `mnist_cfg.teacher_target` holds it there).
         Returns self. Raises ValueError when the two networks' weights do not match."""
         mine = self.state_dict()
         theirs = unet.state_dict()

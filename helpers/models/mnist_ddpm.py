@@ -41,8 +41,8 @@ def _solver(method: str, default_steps: int, schedule: str, last: float | None =
         sched = ddpm_schedule(cfg)
         score = scores.ddpm_score(model, (1.0 - sched.alpha_bars).sqrt())
         return solve(score, DiscreteVP(sched), prior_images(shape, generator, device), steps or default_steps,
-                     generator, schedule=schedule or default_schedule, t_end=t_end or last or 1.0 / sched.T, denoise=True,
-                     keep_every=keep_every, progress=progress)
+                     generator, schedule=schedule or default_schedule, t_end=t_end or last or 1.0 / sched.T,
+                     denoise=True, keep_every=keep_every, progress=progress)
 
     run.__doc__ = (f"{method} on the DDPM's steps, {default_steps} by default, {schedule} schedule"
                    + (f", last time {last}." if last else "."))
