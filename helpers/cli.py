@@ -295,20 +295,17 @@ def _read_digits(path: str) -> np.ndarray | str:
     return x
 
 
-FLOOR_DRAWS = 5  # reference draws behind `quality --label`'s floor: mean and sd, as chapter 8 prints them
-
-
 def _class_quality(x, label: int) -> int:
     """Print metrics.mnist_class_quality of digits meant to be `label`: accuracy, and FD beside the floor's mean
-    and sd over FLOOR_DRAWS reference draws (chapter 8's per-digit target: FD within floor + 2 sd)."""
+    and sd over five reference draws (`metrics.mnist_fd_floor_spread`; chapter 8's per-digit target: FD within
+    floor + 2 sd)."""
     from . import metrics, models
 
     classifier = models.evaluation_classifier()
-    qs = [metrics.mnist_class_quality(x, label, classifier, n_reference_seed=k) for k in range(FLOOR_DRAWS)]
-    floors = np.array([q["fd_floor"] for q in qs])
-    q, mean, sd = qs[0], floors.mean(), floors.std(ddof=1)
+    q = metrics.mnist_class_quality(x, label, classifier)
+    mean, sd = metrics.mnist_fd_floor_spread(classifier, q["n"], 5, label)
     print(f"n = {q['n']} meant as {label}: accuracy {q['accuracy']:.1%} (mnist-eval's calls); FD {q['fd']:.3f}, "
-          f"floor {mean:.3f} +- {sd:.3f} ({FLOOR_DRAWS} draws of real {label}s): within floor + 2 sd: "
+          f"floor {mean:.3f} +- {sd:.3f} (5 draws of real {label}s): within floor + 2 sd: "
           f"{q['fd'] <= mean + 2 * sd}")
     print(f"precision {q['precision']:.3f} (floor {q['precision_floor']:.3f}), recall {q['recall']:.3f} "
           f"(floor {q['recall_floor']:.3f})")

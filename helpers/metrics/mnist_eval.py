@@ -71,26 +71,28 @@ def _class_tv(predictions: Tensor, label_freq: Tensor) -> float:
     return float(0.5 * (hist - label_freq).abs().sum())
 
 
-def mnist_fd_floor(classifier, n: int, n_reference_seed: int = 0) -> float:
-    """FD between n held-out real training images and n test images (both as in `mnist_quality`).
+def mnist_fd_floor(classifier, n: int, n_reference_seed: int = 0, label: int | None = None) -> float:
+    """FD between n held-out real training images and n test images (both as in `mnist_quality`; with `label`,
+    images of that digit only, as in `mnist_class_quality`, whose fd_floor it is).
 
     What a perfect sampler scores at this n, in the features of `classifier` (a `nets.MNISTClassifier`).
     """
     _check_mnist_n(n)
-    test_feats, _ = _reference_outputs(classifier, "test", n, n_reference_seed)
-    held_feats, _ = _reference_outputs(classifier, "held_out", n, n_reference_seed)
+    test_feats, _ = _reference_outputs(classifier, "test", n, n_reference_seed, label)
+    held_feats, _ = _reference_outputs(classifier, "held_out", n, n_reference_seed, label)
     return frechet_distance(held_feats, test_feats)
 
 
-def mnist_fd_floor_spread(classifier, n: int, draws: int = 5) -> tuple[float, float]:
-    """Mean and sd of `mnist_fd_floor` over `draws` reference draws (n_reference_seed = 0..draws - 1). Chapters 6, 7.
+def mnist_fd_floor_spread(classifier, n: int, draws: int = 5, label: int | None = None) -> tuple[float, float]:
+    """Mean and sd of `mnist_fd_floor` over `draws` reference draws (n_reference_seed = 0..draws - 1), of one
+    digit's images with `label` (chapter 8's per-digit floor, `quality --label`). Chapters 6-8.
 
     The floor is itself a noisy statistic, very much so below n = 128 (the feature dimension): a sample's FD
     is judged against floor + k sd, never against a bare multiple of one floor draw.
     """
     if draws < 2:
         raise ValueError(f"draws must be at least 2 for a spread, got {draws}")
-    floors = np.array([mnist_fd_floor(classifier, n, k) for k in range(draws)])
+    floors = np.array([mnist_fd_floor(classifier, n, k, label) for k in range(draws)])
     return float(floors.mean()), float(floors.std(ddof=1))
 
 

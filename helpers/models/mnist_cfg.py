@@ -25,8 +25,8 @@ run also left the labels weak: its label embedding, started at zero and trained 
 guided 0s a 0. So the label embedding trains at 30 times the lr (`label_lr_factor`, `_param_groups`). The
 null label's row then moved as far as the others (norm 1.8 against 2.0-2.3); a run with that row held at zero
 (nn.Embedding's padding_idx) reached FD 3.19 +- 0.25, no better than the shipped 2.95 +- 0.09: the drift is in
-the weights both modes share. Its total cost is mnist-vpsde's 18,000 steps plus these 6,000 (and one teacher call on the null rows a step). The
-fast budget trains from scratch (a smoke test that yields noise).
+the weights both modes share. Its total cost is mnist-vpsde's 18,000 steps plus these 6,000 (and one teacher
+call on the null rows a step). The fast budget trains from scratch (a smoke test that yields noise).
 
 It samples with `mnist-vpsde`'s seven samplers. Without guidance they sample the unconditional model (the
 null label; `evaluate` measures its FD, with the default sampler). With guidance=(None, label, w) they
@@ -57,8 +57,8 @@ CFG_SCALE = 1.0  # w of `sample mnist-cfg --label` without --scale (gamma = 1 + 
 # mnist-vpsde's weights, then its restart's settings for 6,000 steps with label dropout (the module's docstring)
 CFG_TRAIN = {**{k: v for k, v in copy.deepcopy(GENERATOR_TRAIN).items() if k != "restart"},
              "steps": 6000, "lr": GENERATOR_TRAIN["restart"]["lr"], "warmup": GENERATOR_TRAIN["restart"]["warmup"],
-             "init_from": "mnist-vpsde", "null_teacher": "mnist-vpsde", "label_lr_factor": 30.0, "p_uncond": P_UNCOND,
-             "eval_steps": 20}
+             "init_from": "mnist-vpsde", "null_teacher": "mnist-vpsde", "label_lr_factor": 30.0,
+             "p_uncond": P_UNCOND, "eval_steps": 20}
 
 
 def _param_groups(model, cfg: dict) -> list[dict]:

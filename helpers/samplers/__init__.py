@@ -24,13 +24,14 @@ return their whole history for the chain diagnostics.
 
 from .annealed import annealed_langevin, level_times
 from .ddpm import ddpm_ancestral, respaced_steps
-from .exponential import FEW_STEP_SOLVERS, data_prediction, ddim, dpm_solver_pp_2m, dpm_solver_pp_3m, taylor_weights
+from .exponential import (FEW_STEP_SOLVERS, data_prediction, ddim, dpm_solver_pp_2m, dpm_solver_pp_3m,
+                          taylor_weights)
 from .kernels import Trajectory, time_grid
 from .timesteps import SCHEDULES, solver_times
 from .vpsde import (euler_maruyama, euler_maruyama_forward_law, ode_solve, ode_solve_rk45, pc_sample, reverse_sample,
                     vpsde_ancestral)
 
-__all__ = ["FEW_STEP_SOLVERS", "SCHEDULES", "Trajectory", "annealed_langevin", "data_prediction", "ddim", "ddpm_ancestral",
-           "dpm_solver_pp_2m", "dpm_solver_pp_3m", "euler_maruyama", "euler_maruyama_forward_law", "level_times", "ode_solve",
-           "ode_solve_rk45", "pc_sample", "respaced_steps", "reverse_sample", "solver_times", "taylor_weights",
-           "time_grid", "vpsde_ancestral"]
+__all__ = ["FEW_STEP_SOLVERS", "SCHEDULES", "Trajectory", "annealed_langevin", "data_prediction", "ddim",
+           "ddpm_ancestral", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "euler_maruyama", "euler_maruyama_forward_law",
+           "level_times", "ode_solve", "ode_solve_rk45", "pc_sample", "respaced_steps", "reverse_sample",
+           "solver_times", "taylor_weights", "time_grid", "vpsde_ancestral"]

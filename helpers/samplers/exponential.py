@@ -13,7 +13,7 @@ the linear part is solved exactly, and only the integral of x0_theta is approxim
                         stochastic=True: the same for the reverse SDE, SDE-DPM-Solver++(2M))
     dpm_solver_pp_3m    x0_theta quadratic in lambda, through the last three steps' x0     (third order; and
                         its SDE variant)
-Both take a score function and a process with `alpha`, `marginal_std` and `log_snr` (`sde.VPSDE`, or a DDPM's
+All take a score function and a process with `alpha`, `marginal_std` and `log_snr` (`sde.VPSDE`, or a DDPM's
 own steps as `schedules.DiscreteVP`), so one implementation serves mnist-ddpm, mnist-vpsde and guidance (a
 guided score is a score). Times come from `timesteps.solver_times`: uniform in t, in lambda or EDM's rho = 7.
 Each returns (x, Trajectory) like every sampler of the course, one network call per step.
