@@ -44,7 +44,7 @@ def grid_points(lim: float, spacing: float, offset: Tensor | None = None) -> Ten
     offset None (spacing / 2 in each axis), or the points shifted by `offset` (2,) in [0, spacing)^2."""
     m = _check(lim, spacing)
     offset = torch.full((2,), spacing / 2) if offset is None else offset
-    axis = torch.arange(m, dtype=torch.float32) * spacing - lim
+    axis = torch.arange(m, dtype=torch.float32, device=offset.device) * spacing - lim  # on offset's device
     return torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2) + offset
 
 
@@ -69,16 +69,26 @@ def nll(u: LogDensity, z: Tensor, lim: float, spacing: float) -> float:
         return float(log_partition(u, lim, spacing) - u(z).mean())
 
 
-def sample(u: LogDensity, n: int, lim: float, spacing: float, generator: torch.Generator) -> Tensor:
+def sample(u: LogDensity, n: int, lim: float, spacing: float, generator: torch.Generator,
+           device: torch.device | str = "cpu") -> Tensor:
     """n exact draws (n, 2) of exp(u) / Z up to the grid: a cell with probability proportional to exp(u) at its
-    centre, then a point uniform in it (the density's variation within one cell is the only error)."""
+    centre, then a point uniform in it (the density's variation within one cell is the only error). u is
+    evaluated on `device`; the draws come from `generator` on the CPU (the same for a seed on any device)."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     centres = grid_points(lim, spacing)
     with torch.no_grad():
-        weights = torch.softmax(_values(u, centres, 65_536), 0)
+        weights = torch.softmax(_values(u, centres.to(device), 65_536).float().cpu(), 0)
     pick = torch.multinomial(weights, n, replacement=True, generator=generator)
-    return centres[pick] + (torch.rand(n, 2, generator=generator) - 0.5) * spacing
+    return (centres[pick] + (torch.rand(n, 2, generator=generator) - 0.5) * spacing).to(device)
+
+
+def nll_loss(u: LogDensity, z: Tensor, lim: float, spacing: float, generator: torch.Generator) -> Tensor:
+    """-mean u(z) + log Z (a scalar with u's graph), Z on the grid shifted by a uniform random offset within one
+    cell drawn from `generator`: an unbiased estimate of Z, so the loss is a stochastic estimate of the NLL of
+    the points z (B, 2) whose gradient is the maximum-likelihood gradient E_p[grad u] - mean grad u(z)."""
+    offset = torch.rand(2, generator=generator) * spacing
+    return log_partition(u, lim, spacing, offset.to(z)) - u(z).mean()
 
 
 def fit_max_likelihood(u: LogDensity, params: list[nn.Parameter], z: Tensor, steps: int, lim: float,
@@ -97,9 +107,8 @@ def fit_max_likelihood(u: LogDensity, params: list[nn.Parameter], z: Tensor, ste
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps)))
     losses = []
     for _ in tqdm(range(steps), desc="maximum likelihood on the grid", disable=not progress):
-        offset = torch.rand(2, generator=generator) * spacing
         idx = torch.randint(0, len(z), (batch,), generator=generator)
-        loss = log_partition(u, lim, spacing, offset) - u(z[idx]).mean()
+        loss = nll_loss(u, z[idx], lim, spacing, generator)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -73,6 +73,11 @@ class LatentEBM(nn.Module):
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (B, {self.latent_dim}), got {tuple(z.shape)}")
 
+    def start_from(self, other: "LatentEBM") -> None:
+        """Copy another LatentEBM's prior and generator (same shapes): a budget's `init_from`, e.g. ebm-2d-mle
+        starting from ebm-2d (chapter 4)."""
+        self.load_state_dict(other.state_dict())
+
     # -- densities and their gradients in z
     def log_prior(self, z: Tensor) -> Tensor:
         """log p_omega(z) + log Z = f_omega(z) - |z|^2 / (2 sigma_0^2): (B,)."""
@@ -181,6 +186,15 @@ class LatentEBM(nn.Module):
             jac = torch.func.vmap(torch.func.jacrev(g_one))(z.detach())  # (B, D, latent_dim)
         eig = torch.linalg.eigvalsh(jac.transpose(1, 2) @ jac)[:, 0 if smallest else -1]
         return (eig / self.sigma**2 + 1.0 / self.sigma_0**2).detach()
+
+    def prior_curvature(self, z: Tensor) -> Tensor:
+        """Lambda(z) = lambda_max(-Hessian of log p_omega at z) (B,): the largest curvature the prior chain's step
+        meets at z (f_omega's curvature plus 1 / sigma_0^2). As for `posterior_curvature`, ULA with step h
+        resolves p_omega near z only for h Lambda < 2. Chapter 4, section 7."""
+        self._check_z(z)
+        with torch.enable_grad():
+            hess = torch.func.vmap(torch.func.hessian(lambda z1: self.log_prior(z1.unsqueeze(0))[0]))(z.detach())
+        return torch.linalg.eigvalsh(-hess)[:, -1].detach()
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, steps: int, h: float, generator: torch.Generator) -> Tensor:

@@ -158,6 +158,21 @@ def test_posterior_curvature_of_a_linear_generator_is_the_exact_largest_and_smal
     assert torch.allclose(model.posterior_curvature(z, smallest=True), torch.full((6,), low), rtol=1e-5)
 
 
+def test_prior_curvature_is_one_over_sigma0_squared_for_a_fresh_prior_and_adds_a_quadratic_fs():
+    model = LatentEBM(nets.EBMPrior(2), nets.MLPGenerator(2, 2), sigma_0=0.5, sigma=0.1)
+    z = torch.randn(5, 2, generator=config.generator(0))
+    assert torch.allclose(model.prior_curvature(z), torch.full((5,), 4.0))  # f = 0: -log p_omega = |z|^2 / 0.5
+    quad = torch.tensor([[3.0, 1.0], [1.0, 2.0]])  # f(z) = -z^T quad z / 2 adds quad to the Hessian of -log p
+
+    class Quadratic(torch.nn.Module):
+        def forward(self, z_):
+            return -0.5 * ((z_ @ quad) * z_).sum(1)
+
+    model.prior = Quadratic()
+    want = float(torch.linalg.eigvalsh(quad + 4.0 * torch.eye(2))[-1])
+    assert torch.allclose(model.prior_curvature(z), torch.full((5,), want), rtol=1e-5)
+
+
 def test_runaway_prior_energy_or_chain_stops_training_with_floating_point_error():
     model = LatentEBM(nets.EBMPrior(2), nets.MLPGenerator(2, 2), sigma_0=1.0, sigma=0.1)
     x = torch.randn(8, 2, generator=config.generator(0))
