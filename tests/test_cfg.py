@@ -170,6 +170,25 @@ def test_the_null_teacher_target_replaces_the_noise_by_the_posterior_mean_on_nul
     assert loss(teacher_target(posterior_mean, null)) == pytest.approx(float(errors[0][~null].sum()) / n, rel=1e-12)
 
 
+def test_the_null_label_distils_the_teacher_on_every_row_in_one_batch():
+    """NullOnEveryRow on a model eps(x, t, y) = (y + 1) x: it returns the labelled rows' eps, and its penalty is
+    the null label's (here eps = 11 x) mean squared distance to the teacher: 0 for the teacher 11 x, 81 mean x^2
+    for 2 x, with the gradient flowing to the model and not to the teacher."""
+    from helpers.models.mnist_cfg import NullOnEveryRow
+
+    scale = torch.ones((), requires_grad=True)
+    model = lambda x, t, y: scale * (y + 1).to(x)[:, None] * x  # noqa: E731
+    x, t, y = torch.randn(6, 3, generator=torch.Generator().manual_seed(0)), torch.rand(6), torch.arange(6)
+    net = NullOnEveryRow(model, y, 10, lambda x_, t_: 11 * x_)
+    torch.testing.assert_close(net(x, t), (y + 1)[:, None] * x, rtol=0, atol=0)
+    assert float(net.penalty) == 0.0
+    net = NullOnEveryRow(model, y, 10, lambda x_, t_: 2 * x_)
+    net(x, t)
+    assert float(net.penalty.detach()) == pytest.approx(81 * float(x.pow(2).mean()), rel=1e-6)
+    (grad,) = torch.autograd.grad(net.penalty, scale)  # d/ds mean (11 s x - 2 x)^2 at s = 1: 2 * 11 * 9 mean x^2
+    assert float(grad) == pytest.approx(198 * float(x.pow(2).mean()), rel=1e-6)
+
+
 def test_drop_labels_drops_at_the_rate_asked_and_is_seeded():
     y = torch.arange(10).repeat(1000)
     dropped = models.drop_labels(y, 0.2, 10, torch.Generator().manual_seed(0))
