@@ -17,7 +17,7 @@ ebm-2d-exact  Pang et al.'s learning (ebm-2d's model, budget and posterior chain
               prior sampler that resolves whatever f becomes. Against ebm-2d it shows whether the short-run
               chain limited f through training. One setting differs: lr_prior 1e-3, five times ebm-2d's, which
               the short-run chain cannot take (ebm.py: at 4e-4 or 1e-3 its learning diverges). Measured while
-              choosing it (chapter 4's protocol: n = 2000, bandwidth 0.1, mean +- sd of 3 seeds): at ebm-2d's
+              choosing it (n = 2000, bandwidth 0.1, mean +- sd over 3 seeds other than the chapter's): at ebm-2d's
               lr_prior 2e-4, exact draws gave MMD^2 1.19e-2 +- 0.03e-2 (ebm-2d's own: 0.85e-2), at 1e-3
               0.64e-2 +- 0.01e-2. 5000 steps, 698 s on one CPU thread.
 """
@@ -103,7 +103,7 @@ SAMPLERS = {"exact": _exact_sampler, "prior": _prior_sampler}
 
 register(ModelSpec(
     name="ebm-2d-mle", chapter=4, summary="ebm-2d's generator with its prior fitted by maximum likelihood on a grid",
-    config={"arch": copy.deepcopy(EBM_2D["arch"]), "process": GRID_PROCESS,
+    config={"arch": copy.deepcopy(EBM_2D["arch"]), "process": copy.deepcopy(GRID_PROCESS),
             "train": {"steps": 3000, "batch": 1024, "lr": 1e-3, "lr_schedule": "cosine", "warmup": 0, "seed": 0,
                       "init_from": "ebm-2d", "latents": 20_000, "checkpoint_every": 500}},
     fast={"steps": 100, "latents": 2000},
@@ -113,7 +113,7 @@ register(ModelSpec(
 
 register(ModelSpec(
     name="ebm-2d-exact", chapter=4, summary="ebm-2d's learning with exact prior draws on a grid for the prior chain",
-    config={"arch": copy.deepcopy(EBM_2D["arch"]), "process": GRID_PROCESS,
+    config={"arch": copy.deepcopy(EBM_2D["arch"]), "process": copy.deepcopy(GRID_PROCESS),
             "train": {**copy.deepcopy(EBM_2D["train"]), "lr_prior": 1e-3}},
     fast={"steps": 100, "batch": 128, "warmup": 10},
     build=build_latent_ebm, batches=moons_batches, loss=_exact_loss, evaluate=moons_evaluator("ebm-2d-exact"),
