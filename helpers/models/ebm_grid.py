@@ -1,4 +1,4 @@
-"""Two 2D latent priors handled exactly on a grid (`grid_density`), beside ebm-2d: chapter 4, section 7.
+"""Three 2D latent priors handled exactly on a grid (`grid_density`), beside ebm-2d: chapter 4, section 7.
 
 In a 2D latent the normaliser of p_omega(z) = exp(f_omega(z)) p_0(z) / Z(omega) is a sum over a grid, and exact
 draws of p_omega need no chain. That separates the three things ebm-2d's samples depend on: the family of f
@@ -20,6 +20,9 @@ ebm-2d-exact  Pang et al.'s learning (ebm-2d's model, budget and posterior chain
               choosing it (n = 2000, bandwidth 0.1, mean +- sd over 3 seeds other than the chapter's): at ebm-2d's
               lr_prior 2e-4, exact draws gave MMD^2 1.19e-2 +- 0.03e-2 (ebm-2d's own: 0.85e-2), at 1e-3
               0.64e-2 +- 0.01e-2. 5000 steps, 698 s on one CPU thread.
+ebm-2d-exact-mle
+              ebm-2d-mle's fit on ebm-2d-exact's generator and latents: the family's ceiling for a generator
+              that learnt beside a prior it could sample exactly.
 """
 
 from __future__ import annotations
@@ -64,8 +67,9 @@ def posterior_latents(model: LatentEBM, cfg: dict, n: int, seed: int) -> torch.T
 
 
 def _mle_batches(cfg: dict):
-    """draw(generator) -> a batch (B, 2) of ebm-2d's posterior latents, drawn with replacement from a store of
-    train.latents of them (computed once, on the CPU, from ebm-2d's shipped checkpoint)."""
+    """draw(generator) -> a batch (B, 2) of the source model's posterior latents (train.init_from: ebm-2d or
+    ebm-2d-exact), drawn with replacement from a store of train.latents of them (computed once, on the CPU, from
+    the source's shipped checkpoint)."""
     tc = cfg["train"]
     store = posterior_latents(load(tc["init_from"], "cpu")[0], cfg, tc["latents"], seed=7)
 
@@ -80,7 +84,7 @@ def _mle_loss(cfg: dict):
 
 
 def _prior_only(model: LatentEBM, cfg: dict) -> list[dict]:
-    """Only f_omega trains (at the budget's lr): the generator is ebm-2d's, frozen."""
+    """Only f_omega trains (at the budget's lr): the generator is the source model's, frozen."""
     return [{"params": list(model.prior.parameters()), "lr": cfg["train"]["lr"]}]
 
 
@@ -101,15 +105,16 @@ def _exact_loss(cfg: dict):
 GRID_PROCESS = {**copy.deepcopy(EBM_2D["process"]), "grid": dict(GRID)}
 SAMPLERS = {"exact": _exact_sampler, "prior": _prior_sampler}
 
-register(ModelSpec(
-    name="ebm-2d-mle", chapter=4, summary="ebm-2d's generator with its prior fitted by maximum likelihood on a grid",
-    config={"arch": copy.deepcopy(EBM_2D["arch"]), "process": copy.deepcopy(GRID_PROCESS),
-            "train": {"steps": 3000, "batch": 1024, "lr": 1e-3, "lr_schedule": "cosine", "warmup": 0, "seed": 0,
-                      "init_from": "ebm-2d", "latents": 20_000, "checkpoint_every": 500}},
-    fast={"steps": 100, "latents": 2000},
-    build=build_latent_ebm, batches=_mle_batches, loss=_mle_loss, evaluate=moons_evaluator("ebm-2d-mle"),
-    samplers=SAMPLERS, sample_shape=(2,), to_data=moons_to_data, param_groups=_prior_only,
-))
+for _name, _source in (("ebm-2d-mle", "ebm-2d"), ("ebm-2d-exact-mle", "ebm-2d-exact")):
+    register(ModelSpec(
+        name=_name, chapter=4, summary=f"{_source}'s generator with its prior fitted by maximum likelihood on a grid",
+        config={"arch": copy.deepcopy(EBM_2D["arch"]), "process": copy.deepcopy(GRID_PROCESS),
+                "train": {"steps": 3000, "batch": 1024, "lr": 1e-3, "lr_schedule": "cosine", "warmup": 0, "seed": 0,
+                          "init_from": _source, "latents": 20_000, "checkpoint_every": 500}},
+        fast={"steps": 100, "latents": 2000},
+        build=build_latent_ebm, batches=_mle_batches, loss=_mle_loss, evaluate=moons_evaluator(_name),
+        samplers=SAMPLERS, sample_shape=(2,), to_data=moons_to_data, param_groups=_prior_only,
+    ))
 
 register(ModelSpec(
     name="ebm-2d-exact", chapter=4, summary="ebm-2d's learning with exact prior draws on a grid for the prior chain",
