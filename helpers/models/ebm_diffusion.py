@@ -5,9 +5,8 @@ ebm-2d-ddpm        chapter 1's DDPM (`nets.TimeMLP`, T = 1000, moons-ddpm's budg
                    trained on 20,000 latents of ebm-2d's aggregate posterior, with ebm-2d's generator frozen;
 ebm-2d-exact-ddpm  the same on ebm-2d-exact's generator and latents.
 Each trained in 288-290 s on one CPU thread. Sampling: DDPM ancestral steps in the latent (default all 1000),
-then g_psi(z). Both compare, on the same
-generator, with the prior family's ceilings ebm-2d-mle and ebm-2d-exact-mle (`ebm_grid`): a smooth network of the
-noise predicts a density that any scale can hold, where the energy's MLP must be sharp.
+then g_psi(z). Chapter 4 measures them on the same generators as the energy-based priors and their family's
+ceilings, ebm-2d-mle and ebm-2d-exact-mle (`ebm_grid`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from torch import nn
 from .. import losses, nets, samplers
 from ..samplers.kernels import Trajectory
 from .ebm import EBM_2D, build_latent_ebm
-from .ebm_grid import GRID_PROCESS, _mle_batches
+from .ebm_grid import GRID_PROCESS, posterior_latent_batches
 from .moons import MOONS_ARCH, MOONS_FAST, MOONS_TRAIN, ddpm_schedule, moons_evaluator, moons_to_data
 from .registry import ModelSpec, register
 
@@ -76,6 +75,6 @@ for _name, _source in (("ebm-2d-ddpm", "ebm-2d"), ("ebm-2d-exact-ddpm", "ebm-2d-
                 "train": {**copy.deepcopy(MOONS_TRAIN), "init_from": _source, "latents": 20_000,
                           "checkpoint_every": 5000}},
         fast={**MOONS_FAST, "latents": 2000},
-        build=_build, batches=_mle_batches, loss=_loss, evaluate=moons_evaluator(_name),
+        build=_build, batches=posterior_latent_batches, loss=_loss, evaluate=moons_evaluator(_name),
         samplers={"ancestral": _ancestral}, sample_shape=(2,), to_data=moons_to_data, param_groups=_denoiser_only,
     ))

@@ -66,7 +66,7 @@ def posterior_latents(model: LatentEBM, cfg: dict, n: int, seed: int) -> torch.T
         return model.posterior_chain(x, p["post_steps"], p["post_h"], config.generator(seed + 1))[0]
 
 
-def _mle_batches(cfg: dict):
+def posterior_latent_batches(cfg: dict):
     """draw(generator) -> a batch (B, 2) of the source model's posterior latents (train.init_from: ebm-2d or
     ebm-2d-exact), drawn with replacement from a store of train.latents of them (computed once, on the CPU, from
     the source's shipped checkpoint)."""
@@ -112,7 +112,7 @@ for _name, _source in (("ebm-2d-mle", "ebm-2d"), ("ebm-2d-exact-mle", "ebm-2d-ex
                 "train": {"steps": 3000, "batch": 1024, "lr": 1e-3, "lr_schedule": "cosine", "warmup": 0, "seed": 0,
                           "init_from": _source, "latents": 20_000, "checkpoint_every": 500}},
         fast={"steps": 100, "latents": 2000},
-        build=build_latent_ebm, batches=_mle_batches, loss=_mle_loss, evaluate=moons_evaluator(_name),
+        build=build_latent_ebm, batches=posterior_latent_batches, loss=_mle_loss, evaluate=moons_evaluator(_name),
         samplers=SAMPLERS, sample_shape=(2,), to_data=moons_to_data, param_groups=_prior_only,
     ))
 
