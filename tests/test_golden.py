@@ -39,7 +39,8 @@ CASES = [("moons-ddpm", None, 4, 50), ("moons-ncsn", None, 4, 5),
          ("mnist-vpsde", "em", 2, 10), ("mnist-vpsde", "ancestral", 2, 10), ("mnist-vpsde", "ode", 2, 10),
          ("mnist-vpsde", "pc", 2, 10), ("ebm-2d", None, 4, 20), ("ebm-2d-gauss", None, 4, 20),
          ("ebm-mnist", None, 2, 10), ("ebm-2d-mle", None, 4, 20), ("ebm-2d-exact", None, 4, 20),
-         ("ebm-2d-exact-mle", None, 4, 20), ("ebm-2d-ddpm", None, 4, 20), ("ebm-2d-exact-ddpm", None, 4, 20)]
+         ("ebm-2d-exact-mle", None, 4, 20), ("ebm-2d-ddpm", None, 4, 20), ("ebm-2d-exact-ddpm", None, 4, 20),
+         ("ebm-mnist-ddpm", None, 2, 10)]
 # classifier-guided runs (chapter 8): (model, sampler, n, steps, label, scale)
 GUIDED = [("mnist-vpsde", "ancestral", 2, 10, 3, 4.0), ("mnist-vpsde", "pc", 2, 10, 7, 2.0),
           ("mnist-vpsde", "dpm2m", 2, 10, 3, 4.0)]

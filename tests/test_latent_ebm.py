@@ -111,6 +111,10 @@ def test_bad_inputs_raise_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="expects z of shape"):
         nets.ConvGenerator(latent_dim=8)(torch.zeros(2, 3))
     assert nets.ConvGenerator(latent_dim=8)(torch.zeros(2, 8)).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="expects z of shape"):
+        nets.DeconvGenerator(latent_dim=16)(torch.zeros(2, 8))
+    deconv = nets.DeconvGenerator(latent_dim=16, ngf=64)
+    assert deconv(torch.zeros(2, 16)).shape == (2, 1, 28, 28) and nets.count_parameters(deconv) == 1_837_953
     assert math.isclose(float(model.prior(torch.zeros(1, 2)).detach()), 0.0)  # a fresh prior is p_0
 
 

@@ -12,8 +12,9 @@
     mnist_vpsde.py       mnist-vpsde (chapter 7), and its classifier-guided sampling (chapter 8)
     mnist_noisy_classifier.py  mnist-noisy-classifier, p_t(y | x_t) for guidance (chapter 8)
     mnist_cfg.py         mnist-cfg, the label-conditional model of classifier-free guidance (chapter 8)
-    ebm.py               ebm-2d, its Gaussian-prior ablation ebm-2d-gauss and ebm-mnist: the latent-space EBM
-                         prior model (chapter 4), and the chapter's in-memory 2D experiments
+    ebm.py               ebm-2d, its Gaussian-prior ablation ebm-2d-gauss, ebm-mnist and ebm-mnist-pang (Pang et
+                         al.'s generator): the latent-space EBM prior model (chapter 4), and the chapter's in-memory
+                         2D experiments
     ebm_grid.py          ebm-2d-mle and ebm-2d-exact-mle (the prior family's ceilings) and ebm-2d-exact (learning
                          with exact prior draws): 2D priors handled exactly on a grid (chapter 4)
     ebm_diffusion.py     ebm-2d-ddpm and ebm-2d-exact-ddpm: DDPM priors on those generators' latents (chapter 4)

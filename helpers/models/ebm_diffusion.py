@@ -4,9 +4,12 @@ LSGM): chapter 4, section 7.
 ebm-2d-ddpm        chapter 1's DDPM (`nets.TimeMLP`, T = 1000, moons-ddpm's budget: 30,000 steps of batch 1024)
                    trained on 20,000 latents of ebm-2d's aggregate posterior, with ebm-2d's generator frozen;
 ebm-2d-exact-ddpm  the same on ebm-2d-exact's generator and latents.
-Each trained in 288-290 s on one CPU thread. Sampling: DDPM ancestral steps in the latent (default all 1000),
-then g_psi(z). Chapter 4 measures them on the same generators as the energy-based priors and their family's
-ceilings, ebm-2d-mle and ebm-2d-exact-mle (`ebm_grid`).
+Each trained in 288-290 s on one CPU thread. Chapter 4 measures them on the same generators as the energy-based
+priors and their family's ceilings, ebm-2d-mle and ebm-2d-exact-mle (`ebm_grid`).
+ebm-mnist-ddpm     the same in ebm-mnist's 16-dimensional latent: a TimeMLP of width 256 on the latents of
+                   ebm-mnist's posterior chains of the first 20,000 training digits, divided by their sd
+                   (process.latent_scale, 1.37 measured on them); 20,000 steps of batch 1024.
+Sampling: DDPM ancestral steps in the latent (default all 1000), then g_psi(z).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import copy
 import torch
 from torch import nn
 
-from .. import losses, nets, samplers
+from .. import data, losses, nets, samplers
 from ..samplers.kernels import Trajectory
-from .ebm import EBM_2D, build_latent_ebm
+from .ebm import EBM_2D, EBM_MNIST, build_latent_ebm, digit_posterior_latents, mnist_evaluator
 from .ebm_grid import GRID_PROCESS, posterior_latent_batches
+from .lifecycle import load
+from .mnist_common import DIGIT_SHAPE, digits_to_data
 from .moons import MOONS_ARCH, MOONS_FAST, MOONS_TRAIN, ddpm_schedule, moons_evaluator, moons_to_data
 from .registry import ModelSpec, register
 
@@ -46,9 +51,10 @@ def _build(cfg: dict) -> LatentDiffusionPrior:
 
 
 def _loss(cfg: dict):
-    """The DDPM loss (`losses.ddpm_loss`, Ho et al. 2020 eq. 14) of the denoiser on a batch of latents."""
-    schedule = ddpm_schedule(cfg)
-    return lambda model, z, g: losses.ddpm_loss(model.denoiser, z, schedule, g)
+    """The DDPM loss (`losses.ddpm_loss`, Ho et al. 2020 eq. 14) of the denoiser on a batch of latents divided
+    by process.latent_scale (absent: 1)."""
+    schedule, scale = ddpm_schedule(cfg), cfg["process"].get("latent_scale", 1.0)
+    return lambda model, z, g: losses.ddpm_loss(model.denoiser, z / scale, schedule, g)
 
 
 def _denoiser_only(model: LatentDiffusionPrior, cfg: dict) -> list[dict]:
@@ -61,10 +67,25 @@ def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progre
     g_psi of the kept latents."""
     z_T = torch.randn(shape[0], cfg["arch"]["latent_dim"], generator=generator).to(device)
     z, traj = samplers.ddpm_ancestral(model.denoiser, ddpm_schedule(cfg), z_T, steps, generator, keep_every, progress)
+    scale = cfg["process"].get("latent_scale", 1.0)
     with torch.no_grad():
-        x = model.generator(z)
-        states = torch.stack([model.generator(s.to(z)).cpu() for s in traj.states])
+        x = model.generator(z * scale)
+        states = torch.stack([model.generator(s.to(z) * scale).cpu() for s in traj.states])
     return x, Trajectory(traj.times, states, traj.nfev)
+
+
+def digit_latent_batches(cfg: dict):
+    """draw(generator) -> a batch (B, d) of the source model's posterior latents (train.init_from: ebm-mnist),
+    drawn with replacement from a store of them for the first train.latents training digits
+    (`ebm.digit_posterior_latents`, seed 100; computed once, on the CPU, from the source's shipped checkpoint)."""
+    tc = cfg["train"]
+    source, entry = load(tc["init_from"], "cpu")
+    images, _ = data.mnist_tensors_cached(train=True)
+    store = digit_posterior_latents(source, entry["config"], images[:tc["latents"]], "cpu", seed=100)
+
+    def draw(g: torch.Generator) -> torch.Tensor:
+        return store[torch.randint(0, len(store), (tc["batch"],), generator=g)]
+    return draw
 
 
 for _name, _source in (("ebm-2d-ddpm", "ebm-2d"), ("ebm-2d-exact-ddpm", "ebm-2d-exact")):
@@ -78,3 +99,17 @@ for _name, _source in (("ebm-2d-ddpm", "ebm-2d"), ("ebm-2d-exact-ddpm", "ebm-2d-
         build=_build, batches=posterior_latent_batches, loss=_loss, evaluate=moons_evaluator(_name),
         samplers={"ancestral": _ancestral}, sample_shape=(2,), to_data=moons_to_data, param_groups=_denoiser_only,
     ))
+
+register(ModelSpec(
+    name="ebm-mnist-ddpm", chapter=4, summary="a DDPM prior on ebm-mnist's latents, its generator frozen (two-stage)",
+    config={"arch": {**copy.deepcopy(EBM_MNIST["arch"]), "ddpm": {"hidden": 256, "depth": 3, "time_dim": 64}},
+            "process": {**copy.deepcopy(EBM_MNIST["process"]), "latent_scale": 1.37,
+                        "T": 1000, "beta_1": 1e-4, "beta_T": 0.02},
+            "train": {"steps": 20_000, "batch": 1024, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 200,
+                      "ema_decay": 0.999, "seed": 0, "init_from": "ebm-mnist", "latents": 20_000,
+                      "checkpoint_every": 2000, "eval_n": 1000}},
+    fast={"steps": 300, "ema_decay": 0.98, "warmup": 20, "latents": 1000, "eval_n": 200},
+    build=_build, batches=digit_latent_batches, loss=_loss, evaluate=mnist_evaluator("ebm-mnist-ddpm", False),
+    samplers={"ancestral": _ancestral}, sample_shape=DIGIT_SHAPE, to_data=digits_to_data,
+    param_groups=_denoiser_only, requires=("mnist-eval",),
+))
