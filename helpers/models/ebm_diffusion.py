@@ -25,7 +25,7 @@ from torch import nn
 from .. import data, losses, nets, samplers
 from ..samplers.kernels import Trajectory
 from .ebm import EBM_2D, EBM_MNIST, build_latent_ebm, digit_posterior_latents, mnist_evaluator
-from .ebm_grid import GRID_PROCESS, posterior_latent_batches
+from .ebm_grid import GRID_PROCESS, posterior_latent_batches, resampler
 from .lifecycle import load
 from .mnist_common import DIGIT_SHAPE, digits_to_data
 from .moons import MOONS_ARCH, MOONS_FAST, MOONS_TRAIN, ddpm_schedule, moons_evaluator, moons_to_data
@@ -84,11 +84,8 @@ def digit_latent_batches(cfg: dict):
     tc = cfg["train"]
     source, entry = load(tc["init_from"], "cpu")
     images, _ = data.mnist_tensors_cached(train=True)
-    store = digit_posterior_latents(source, entry["config"], images[:tc["latents"]], "cpu", seed=100)
-
-    def draw(g: torch.Generator) -> torch.Tensor:
-        return store[torch.randint(0, len(store), (tc["batch"],), generator=g)]
-    return draw
+    return resampler(digit_posterior_latents(source, entry["config"], images[:tc["latents"]], "cpu", seed=100),
+                     tc["batch"])
 
 
 for _name, _source in (("ebm-2d-ddpm", "ebm-2d"), ("ebm-2d-exact-ddpm", "ebm-2d-exact")):

@@ -71,11 +71,13 @@ def posterior_latent_batches(cfg: dict):
     ebm-2d-exact), drawn with replacement from a store of train.latents of them (computed once, on the CPU, from
     the source's shipped checkpoint)."""
     tc = cfg["train"]
-    store = posterior_latents(load(tc["init_from"], "cpu")[0], cfg, tc["latents"], seed=7)
+    return resampler(posterior_latents(load(tc["init_from"], "cpu")[0], cfg, tc["latents"], seed=7), tc["batch"])
 
-    def draw(g: torch.Generator) -> torch.Tensor:
-        return store[torch.randint(0, len(store), (tc["batch"],), generator=g)]
-    return draw
+
+def resampler(store: torch.Tensor, batch: int):
+    """draw(generator) -> `batch` rows of `store` (n, d), drawn with replacement: the batches of a prior fitted
+    to a fixed store of posterior latents (chapter 4, sections 7 and 8)."""
+    return lambda g: store[torch.randint(0, len(store), (batch,), generator=g)]
 
 
 def _mle_loss(cfg: dict):
