@@ -129,10 +129,18 @@ def save_model(folder: str | Path, name: str, state_dict: dict, config: dict, en
     """Write `folder/name.pt` and its manifest entry (sha256, config, and `entry`'s fields).
 
     dtype: store floating tensors as this dtype (e.g. torch.bfloat16) to keep the file small;
-    `load_model` casts back to the model's dtype through `load_state_dict`.
+    `load_model` casts back to the model's dtype through `load_state_dict`. Keys that share one tensor (a
+    module registered twice, as `LatentDiffusionPrior`'s generator) still share it after the cast, so the file
+    holds it once.
     """
     if dtype is not None:
-        state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+        cast = {}  # one cast per stored tensor: (storage, offset, shape, stride) -> the cast tensor
+        for k, v in state_dict.items():
+            if v.is_floating_point():
+                where = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), v.stride())
+                cast.setdefault(where, v.to(dtype))
+        state_dict = {k: cast[(v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), v.stride())]
+                      if v.is_floating_point() else v for k, v in state_dict.items()}
     state_dict = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     path = Path(folder) / f"{name}.pt"
     save_torch({"model": state_dict, "config": config}, path)

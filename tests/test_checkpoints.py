@@ -38,6 +38,20 @@ def test_bfloat16_storage_round_trips_within_its_precision(tmp_path):
         assert torch.allclose(state[k].float(), v, rtol=1e-2, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [None, torch.float16])
+def test_a_module_registered_twice_is_stored_once(tmp_path, dtype):
+    # LatentDiffusionPrior holds its generator as `generator` and inside `latent_ebm`: two keys, one tensor
+    shared = nn.Linear(256, 256, bias=False)
+    model = nn.Module()
+    model.a, model.b = shared, nn.Sequential(shared)
+    checkpoints.save_model(tmp_path, "twice", model.state_dict(), {}, {}, dtype=dtype)
+    one_copy = 256 * 256 * (2 if dtype else 4)
+    assert one_copy < (tmp_path / "twice.pt").stat().st_size < 1.2 * one_copy
+    state, _ = checkpoints.load_model(tmp_path, "twice")
+    assert torch.equal(state["a.weight"], state["b.0.weight"])
+    assert torch.equal(state["a.weight"].float(), shared.weight.detach().to(dtype or torch.float32).float())
+
+
 def test_a_tampered_file_is_refused(tmp_path):
     checkpoints.save_model(tmp_path, "tiny", _tiny().state_dict(), {}, {})
     raw = bytearray((tmp_path / "tiny.pt").read_bytes())
