@@ -1,6 +1,7 @@
-"""Chapter 4's diffusion prior in ebm-mnist's 16-dimensional latent (`ebm-mnist-ddpm`): its latent scale in the
-loss and the sampler against the exact noise predictor of Gaussian latents, and its training (only the
-denoiser, from ebm-mnist's posterior latents; a save/load round trip)."""
+"""Chapter 4's diffusion prior in ebm-mnist's 16-dimensional latent (`ebm-mnist-ddpm`; `ebm-mnist-pang-ddpm` is the
+same code on another source): its latent scale in the loss and in both samplers, against the exact noise
+predictors of Gaussian and of one-point latents, and its training (only the denoiser, from ebm-mnist's posterior
+latents; a save/load round trip)."""
 
 import copy
 import dataclasses
@@ -66,6 +67,31 @@ def test_the_sampler_hands_the_generator_latents_times_their_scale():
     first_ab = float(ddpm_schedule(cfg).alpha_bars[respaced_steps(1000, steps)[0] - 1])
     want = 1.37 ** 2 * first_ab
     assert abs(float(x.var(0).mean()) / want - 1) < 4 * math.sqrt(2 / (n * 16)), (float(x.var(0).mean()), want)
+
+
+class PointEps(nn.Module):
+    """The exact noise predictor for latents all at one point c (16,): eps = (z_i - sqrt(alpha_bar_i) c) /
+    sqrt(1 - alpha_bar_i), so that its data prediction is c at every step."""
+
+    def __init__(self, alpha_bars: torch.Tensor, c: torch.Tensor):
+        super().__init__()
+        self.alpha_bars, self.T, self.c = alpha_bars, len(alpha_bars), c
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = self.alpha_bars[(t * self.T).round().long() - 1].to(z)[:, None]
+        return (z - ab.sqrt() * self.c) / (1 - ab).sqrt()
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "sde-dpm2m"])
+def test_every_sampler_lands_on_a_point_prior_and_hands_it_on_times_the_scale(sampler):
+    # latents all at c: the exact data prediction is c everywhere, and both samplers' last step returns it
+    # (ancestral: the step from i to 0 has beta / (1 - alpha_bar) = 1; the solver: a data-prediction step to t = 0)
+    model, cfg = _scaled_model(1.37)
+    c = torch.randn(16, generator=config.generator(5))
+    model.denoiser = PointEps(ddpm_schedule(cfg).alpha_bars, c)
+    x, _ = models.get("ebm-mnist-ddpm").samplers[sampler](model, cfg, (64, 16), 20, config.generator(0),
+                                                          torch.device("cpu"))
+    torch.testing.assert_close(x, 1.37 * c.expand(64, 16), rtol=0, atol=1e-4)
 
 
 @pytest.mark.usefixtures("mnist")

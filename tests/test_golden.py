@@ -6,8 +6,8 @@ the `helpers.models` package was split into files (commit a8c8846's code, torch 
 `ebm-2d`'s, `ebm-2d-gauss`'s and `ebm-mnist`'s when their checkpoints were added, and the guided runs and
 `mnist-noisy-classifier`'s logits when that checkpoint was added (chapter 8), and the fast solvers' (dpm2m, ddim)
 when they were added (chapter 7), and the third-order solvers' (dpm3m, sde-dpm3m) when they were added, and
-`ebm-2d-mle`'s, `ebm-2d-exact`'s and `ebm-2d-exact-mle`'s (exact grid draws) and the DDPM priors' when their
-checkpoints were added.
+`ebm-2d-mle`'s, `ebm-2d-exact`'s and `ebm-2d-exact-mle`'s (exact grid draws), the DDPM priors' and
+`ebm-mnist-pang`'s when their checkpoints were added, and the latent DDPM priors' sde-dpm2m when it was added.
 The tolerance 2e-4 is far above float32 round-off (about 1e-6 after a few dozen steps here) and far below
 any real change (a different seed or step count moves these values by 0.1 or more).
 
@@ -40,7 +40,8 @@ CASES = [("moons-ddpm", None, 4, 50), ("moons-ncsn", None, 4, 5),
          ("mnist-vpsde", "pc", 2, 10), ("ebm-2d", None, 4, 20), ("ebm-2d-gauss", None, 4, 20),
          ("ebm-mnist", None, 2, 10), ("ebm-2d-mle", None, 4, 20), ("ebm-2d-exact", None, 4, 20),
          ("ebm-2d-exact-mle", None, 4, 20), ("ebm-2d-ddpm", None, 4, 20), ("ebm-2d-exact-ddpm", None, 4, 20),
-         ("ebm-mnist-ddpm", None, 2, 10)]
+         ("ebm-mnist-ddpm", None, 2, 10), ("ebm-mnist-ddpm", "sde-dpm2m", 2, 10), ("ebm-mnist-pang", None, 2, 10),
+         ("ebm-mnist-pang-ddpm", None, 2, 10), ("ebm-mnist-pang-ddpm", "sde-dpm2m", 2, 10)]
 # classifier-guided runs (chapter 8): (model, sampler, n, steps, label, scale)
 GUIDED = [("mnist-vpsde", "ancestral", 2, 10, 3, 4.0), ("mnist-vpsde", "pc", 2, 10, 7, 2.0),
           ("mnist-vpsde", "dpm2m", 2, 10, 3, 4.0)]

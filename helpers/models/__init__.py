@@ -17,7 +17,8 @@
                          2D experiments
     ebm_grid.py          ebm-2d-mle and ebm-2d-exact-mle (the prior family's ceilings) and ebm-2d-exact (learning
                          with exact prior draws): 2D priors handled exactly on a grid (chapter 4)
-    ebm_diffusion.py     ebm-2d-ddpm and ebm-2d-exact-ddpm: DDPM priors on those generators' latents (chapter 4)
+    ebm_diffusion.py     ebm-2d-ddpm, ebm-2d-exact-ddpm, ebm-mnist-ddpm and ebm-mnist-pang-ddpm: DDPM priors on
+                         those generators' latents (chapter 4)
     ebm_anomaly.py       ebm-anomaly-D: ebm-mnist trained without digit D, Pang et al.'s anomaly benchmark (chapter 4)
 A new model family is one new file that calls `register`, and one import line below.
 The command line (`python -m helpers`) and the notebooks use the names re-exported here.
@@ -36,7 +37,7 @@ from .mnist_noisy_classifier import CleanClassifierOnNoisy, noise_digits, noisy_
 from .mnist_cfg import drop_labels
 from .ebm import build_latent_ebm
 from . import ebm_grid  # noqa: F401  (registers ebm-2d-mle, ebm-2d-exact and ebm-2d-exact-mle)
-from . import ebm_diffusion  # noqa: F401  (registers ebm-2d-ddpm and ebm-2d-exact-ddpm)
+from . import ebm_diffusion  # noqa: F401  (registers the DDPM priors: ebm-2d-ddpm ... ebm-mnist-pang-ddpm)
 from .ebm_anomaly import HELD_OUT_DIGITS, PAPER_AUPRC, is_anomaly_model, score_test_set
 
 MNIST_DDPM_SAMPLERS = tuple(get("mnist-ddpm").samplers)

@@ -9,10 +9,16 @@ priors and their family's ceilings, ebm-2d-mle and ebm-2d-exact-mle (`ebm_grid`)
 ebm-mnist-ddpm     the same in ebm-mnist's 16-dimensional latent: a TimeMLP of width 256 on the latents of
                    ebm-mnist's posterior chains of the first 20,000 training digits, divided by their sd
                    (process.latent_scale, 1.37 measured on them); 20,000 steps of batch 1024, 621 s on one CPU
-                   thread. Measured while choosing it (FD, n = 1000): the latents of all 60,000 training digits
-                   gave 7.97, 7.90 and 8.48 at chapter 4's seeds 5-7 (these 20,000: 7.24, 7.28, 8.68) and 9.19 at
-                   the evaluation's seed 123 (8.98): no better.
-Sampling: DDPM ancestral steps in the latent (default all 1000), then g_psi(z).
+                   thread. Measured while choosing it (FD, n = 1000, 1000 ancestral steps): the latents of all
+                   60,000 training digits gave 7.97, 7.90 and 8.48 at chapter 4's seeds 5-7 (these 20,000: 7.24,
+                   7.28, 8.68) and 9.19 at the evaluation's seed 123 (8.98): no better.
+ebm-mnist-pang-ddpm the same on ebm-mnist-pang's latents (Pang et al.'s generator), divided by 1.75: 384 s on two
+                   CPU threads. Stored in float16 like its source (5.1 MB).
+Samplers: "ancestral", DDPM ancestral steps in the latent (the default, all 1000), and "sde-dpm2m", chapter 6's
+SDE-DPM-Solver++(2M) on the DDPM's own steps (20 network calls by default); then g_psi(z). Measured on
+ebm-mnist-ddpm at chapter 4's seeds 5-7 (FD, n = 1000, a script not committed): 50 solver calls 7.94, 8.52, 7.09;
+200 respaced ancestral steps 7.08, 7.78, 7.21; chapter 4 prints the 20-call ones (6.19, 6.98, 6.57) and the
+first seed's 1000 ancestral steps (7.24).
 """
 
 from __future__ import annotations
@@ -22,14 +28,17 @@ import copy
 import torch
 from torch import nn
 
-from .. import data, losses, nets, samplers
+from .. import data, losses, nets, samplers, scores
 from ..samplers.kernels import Trajectory
-from .ebm import EBM_2D, EBM_MNIST, build_latent_ebm, digit_posterior_latents, mnist_evaluator
+from ..schedules import DiscreteVP
+from .ebm import EBM_2D, EBM_MNIST, EBM_MNIST_PANG, build_latent_ebm, digit_posterior_latents, mnist_evaluator
 from .ebm_grid import GRID_PROCESS, posterior_latent_batches, resampler
 from .lifecycle import load
 from .mnist_common import DIGIT_SHAPE, digits_to_data
 from .moons import MOONS_ARCH, MOONS_FAST, MOONS_TRAIN, ddpm_schedule, moons_evaluator, moons_to_data
 from .registry import ModelSpec, register
+
+LATENT_SCALE_PANG = 1.75  # the sd of ebm-mnist-pang's posterior latents of the first 5000 training digits (seed 100)
 
 
 class LatentDiffusionPrior(nn.Module):
@@ -65,16 +74,42 @@ def _denoiser_only(model: LatentDiffusionPrior, cfg: dict) -> list[dict]:
     return [{"params": list(model.denoiser.parameters()), "lr": cfg["train"]["lr"]}]
 
 
-def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
-    """DDPM ancestral sampling of z (steps None: all T) from z_T ~ N(0, I), then g_psi(z). The Trajectory holds
-    g_psi of the kept latents."""
-    z_T = torch.randn(shape[0], cfg["arch"]["latent_dim"], generator=generator).to(device)
-    z, traj = samplers.ddpm_ancestral(model.denoiser, ddpm_schedule(cfg), z_T, steps, generator, keep_every, progress)
+def _decode(model, cfg, z, traj):
+    """(g_psi(z * latent_scale), the Trajectory of g_psi of its kept latents) for a sampler's final latents z."""
     scale = cfg["process"].get("latent_scale", 1.0)
     with torch.no_grad():
         x = model.generator(z * scale)
         states = torch.stack([model.generator(s.to(z) * scale).cpu() for s in traj.states])
     return x, Trajectory(traj.times, states, traj.nfev)
+
+
+def _latent_noise(cfg, shape, generator, device):
+    """z_T ~ N(0, I): (shape[0], latent_dim) on `device`."""
+    return torch.randn(shape[0], cfg["arch"]["latent_dim"], generator=generator).to(device)
+
+
+def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """DDPM ancestral sampling of z (steps None: all T) from z_T ~ N(0, I), then g_psi(z). The Trajectory holds
+    g_psi of the kept latents."""
+    z_T = _latent_noise(cfg, shape, generator, device)
+    z, traj = samplers.ddpm_ancestral(model.denoiser, ddpm_schedule(cfg), z_T, steps, generator, keep_every, progress)
+    return _decode(model, cfg, z, traj)
+
+
+def _sde_dpm2m(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """SDE-DPM-Solver++(2M) (`samplers.dpm_solver_pp_2m`, stochastic) in z on the DDPM's own steps
+    (`schedules.DiscreteVP`), 20 network calls by default, uniform in i down to i = 1, then a step to t = 0 that
+    returns the denoised latent, then g_psi(z): chapter 6's few-step sampler, in the latent."""
+    sched = ddpm_schedule(cfg)
+    score = scores.ddpm_score(model.denoiser, (1.0 - sched.alpha_bars).sqrt())
+    z_T = _latent_noise(cfg, shape, generator, device)
+    z, traj = samplers.dpm_solver_pp_2m(score, DiscreteVP(sched), z_T, steps or 20, generator, schedule="time",
+                                        t_end=1.0 / sched.T, denoise=True, stochastic=True, keep_every=keep_every,
+                                        progress=progress)
+    return _decode(model, cfg, z, traj)
+
+
+LATENT_SAMPLERS = {"ancestral": _ancestral, "sde-dpm2m": _sde_dpm2m}  # the first is the default
 
 
 def digit_latent_batches(cfg: dict):
@@ -97,19 +132,23 @@ for _name, _source in (("ebm-2d-ddpm", "ebm-2d"), ("ebm-2d-exact-ddpm", "ebm-2d-
                           "checkpoint_every": 5000}},
         fast={**MOONS_FAST, "latents": 2000},
         build=_build, batches=posterior_latent_batches, loss=_loss, evaluate=moons_evaluator(_name),
-        samplers={"ancestral": _ancestral}, sample_shape=(2,), to_data=moons_to_data, param_groups=_denoiser_only,
+        samplers=LATENT_SAMPLERS, sample_shape=(2,), to_data=moons_to_data, param_groups=_denoiser_only,
     ))
 
-register(ModelSpec(
-    name="ebm-mnist-ddpm", chapter=4, summary="a DDPM prior on ebm-mnist's latents, its generator frozen (two-stage)",
-    config={"arch": {**copy.deepcopy(EBM_MNIST["arch"]), "ddpm": {"hidden": 256, "depth": 3, "time_dim": 64}},
-            "process": {**copy.deepcopy(EBM_MNIST["process"]), "latent_scale": 1.37,
-                        "T": 1000, "beta_1": 1e-4, "beta_T": 0.02},
-            "train": {"steps": 20_000, "batch": 1024, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 200,
-                      "ema_decay": 0.999, "seed": 0, "init_from": "ebm-mnist", "latents": 20_000,
-                      "checkpoint_every": 2000, "eval_n": 1000}},
-    fast={"steps": 300, "ema_decay": 0.98, "warmup": 20, "latents": 1000, "eval_n": 200},
-    build=_build, batches=digit_latent_batches, loss=_loss, evaluate=mnist_evaluator("ebm-mnist-ddpm", False),
-    samplers={"ancestral": _ancestral}, sample_shape=DIGIT_SHAPE, to_data=digits_to_data,
-    param_groups=_denoiser_only, requires=("mnist-eval",),
-))
+for _name, _source, _source_cfg, _scale, _dtype in (
+        ("ebm-mnist-ddpm", "ebm-mnist", EBM_MNIST, 1.37, None),
+        # float16 as its source stores its generator (lossless for it): 5 MB instead of 10
+        ("ebm-mnist-pang-ddpm", "ebm-mnist-pang", EBM_MNIST_PANG, LATENT_SCALE_PANG, torch.float16)):
+    register(ModelSpec(
+        name=_name, chapter=4, summary=f"a DDPM prior on {_source}'s latents, its generator frozen (two-stage)",
+        config={"arch": {**copy.deepcopy(_source_cfg["arch"]), "ddpm": {"hidden": 256, "depth": 3, "time_dim": 64}},
+                "process": {**copy.deepcopy(_source_cfg["process"]), "latent_scale": _scale,
+                            "T": 1000, "beta_1": 1e-4, "beta_T": 0.02},
+                "train": {"steps": 20_000, "batch": 1024, "lr": 2e-3, "lr_schedule": "cosine", "warmup": 200,
+                          "ema_decay": 0.999, "seed": 0, "init_from": _source, "latents": 20_000,
+                          "checkpoint_every": 2000, "eval_n": 1000}},
+        fast={"steps": 300, "ema_decay": 0.98, "warmup": 20, "latents": 1000, "eval_n": 200},
+        build=_build, batches=digit_latent_batches, loss=_loss, evaluate=mnist_evaluator(_name, False),
+        samplers=LATENT_SAMPLERS, sample_shape=DIGIT_SHAPE, to_data=digits_to_data,
+        param_groups=_denoiser_only, requires=("mnist-eval",), store_dtype=_dtype,
+    ))
