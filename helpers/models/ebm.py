@@ -23,7 +23,8 @@ ebm-mnist-pang
               `nets.DeconvGenerator` with ngf = 64 (1.84 M parameters), batch 100, Adam at a constant 1e-4
               (generator) and 2e-5 (prior), 6000 steps (10 epochs). About 3.2 s a step on one free CPU thread
               (measured over 3 steps), 1.55 s on two: 3-5.5 hours, resumed over sessions from checkpoints every
-              50 steps. Stored in float16 (3.7 MB).
+              50 steps. The shipped one took 12,389 s, its first 400 steps on one thread and the rest on two.
+              Stored in float16 (3.7 MB).
 
 `ebm_2d_experiment` trains a 2D model in memory with some settings changed: the chapter's short runs.
 """
