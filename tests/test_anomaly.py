@@ -113,6 +113,7 @@ def test_anomaly_score_refuses_bad_input_in_one_line(capsys, tmp_path, array, mo
     assert not (tmp_path / "s.npy").exists()
 
 
+@pytest.mark.usefixtures("mnist")
 def test_anomaly_score_writes_one_score_per_digit(capsys, tmp_path):
     images, _ = data.mnist_tensors_cached(train=False)
     np.save(tmp_path / "x.npy", images[:6, 0].numpy())

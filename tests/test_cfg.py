@@ -231,6 +231,7 @@ def test_cfg_samples_one_label_per_sample_through_the_chunks_and_without_a_label
         models.sample("mnist-cfg", unet, 4, label=[1, 2, 3], **kw)
 
 
+@pytest.mark.usefixtures("mnist")
 def test_cfg_sampling_from_the_command_line(capsys, tmp_path, tmp_checkpoints, monkeypatch):
     spec = models.get("mnist-cfg")  # three training steps: a checkpoint for the command line to read
     monkeypatch.setitem(models.REGISTRY, "mnist-cfg", dataclasses.replace(spec, fast={**spec.fast, "steps": 3}))

@@ -32,7 +32,7 @@ def test_a_logged_training_has_every_scalar_at_every_step_records_and_a_sample_f
     assert [e.step for e in acc.Images("samples")] == [0, steps - 1]  # sample_every 1000: the first and the last
 
 
-@pytest.mark.usefixtures("tmp_checkpoints")
+@pytest.mark.usefixtures("tmp_checkpoints", "mnist")
 def test_mnist_models_log_an_image_grid_and_a_warm_restart_goes_on_from_the_first_phase(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_LOG_DIR", str(tmp_path / "logs"))  # the variable instead of the argument
     spec = models.get("mnist-vpsde")  # a frozen dataclass: its fast budget swapped for this test only
