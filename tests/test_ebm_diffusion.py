@@ -27,9 +27,12 @@ class ExactEps(nn.Module):
         super().__init__()
         self.alpha_bars, self.T = alpha_bars, len(alpha_bars)
 
+    def alpha_bar(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """alpha_bar_i at the network's times t = i / T: (B,) -> (B, 1), like z."""
+        return self.alpha_bars[(t * self.T).round().long() - 1].to(z)[:, None]
+
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        ab = self.alpha_bars[(t * self.T).round().long() - 1].to(z)
-        return (1 - ab).sqrt()[:, None] * z
+        return (1 - self.alpha_bar(z, t)).sqrt() * z
 
 
 def _scaled_model(scale: float):
@@ -69,16 +72,16 @@ def test_the_sampler_hands_the_generator_latents_times_their_scale():
     assert abs(float(x.var(0).mean()) / want - 1) < 4 * math.sqrt(2 / (n * 16)), (float(x.var(0).mean()), want)
 
 
-class PointEps(nn.Module):
+class PointEps(ExactEps):
     """The exact noise predictor for latents all at one point c (16,): eps = (z_i - sqrt(alpha_bar_i) c) /
     sqrt(1 - alpha_bar_i), so that its data prediction is c at every step."""
 
     def __init__(self, alpha_bars: torch.Tensor, c: torch.Tensor):
-        super().__init__()
-        self.alpha_bars, self.T, self.c = alpha_bars, len(alpha_bars), c
+        super().__init__(alpha_bars)
+        self.c = c
 
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        ab = self.alpha_bars[(t * self.T).round().long() - 1].to(z)[:, None]
+        ab = self.alpha_bar(z, t)
         return (z - ab.sqrt() * self.c) / (1 - ab).sqrt()
 
 

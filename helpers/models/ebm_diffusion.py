@@ -16,9 +16,10 @@ ebm-mnist-pang-ddpm the same on ebm-mnist-pang's latents (Pang et al.'s generato
                    CPU threads. Stored in float16 like its source (5.1 MB).
 Samplers: "ancestral", DDPM ancestral steps in the latent (the default, all 1000), and "sde-dpm2m", chapter 6's
 SDE-DPM-Solver++(2M) on the DDPM's own steps (20 network calls by default); then g_psi(z). Measured on
-ebm-mnist-ddpm at chapter 4's seeds 5-7 (FD, n = 1000, a script not committed): 50 solver calls 7.94, 8.52, 7.09;
-200 respaced ancestral steps 7.08, 7.78, 7.21; chapter 4 prints the 20-call ones (6.19, 6.98, 6.57) and the
-first seed's 1000 ancestral steps (7.24).
+ebm-mnist-ddpm at chapter 4's seeds 5-7 (FD, n = 1000; `python -m helpers sample ebm-mnist-ddpm --n 1000 --seed S
+--sampler sde-dpm2m --steps 50 --out F.npy`, then `python -m helpers quality F.npy`): 50 solver calls 7.94, 8.52,
+7.09; 200 respaced ancestral steps (`--sampler ancestral --steps 200`) 7.08, 7.78, 7.21; chapter 4 prints the
+20-call ones (6.19, 6.98, 6.57) and the first seed's 1000 ancestral steps (7.24).
 """
 
 from __future__ import annotations
