@@ -10,7 +10,8 @@ from the model's own short-run posterior chain:
 and the anomaly score is minus it: an image the generator cannot reconstruct, or whose latent the prior
 finds unlikely, scores high. The benchmark (Kumar et al. 2019, Zenati et al. 2018) holds one digit out of
 training and measures how well the score ranks that digit's test images above the rest by the area under
-the precision-recall curve (AUPRC); chance is the held-out digit's share of the test set, about 0.1.
+the precision-recall curve (AUPRC); chance is the held-out digit's share of the test set (about a third in
+Kumar et al.'s protocol, `models.ebm_anomaly.protocol_test_set`).
 """
 
 from __future__ import annotations

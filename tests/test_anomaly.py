@@ -99,6 +99,27 @@ def test_training_batches_never_hold_the_held_out_digit(monkeypatch):
     assert len(pixels) == 9 and not torch.isclose(pixels, torch.tensor(2 * 0.7 - 1)).any()
 
 
+def test_the_protocol_test_set_has_kumar_et_al_s_share_and_only_unseen_digits(monkeypatch):
+    """Fake splits whose pixels say label and split (training: label / 20, test: 0.5 + label / 20): the
+    normal digits are exactly the test split's other nine, every anomaly is a D from either split, and D's
+    share is Kumar et al.'s n_D / (n_D + 0.2 n_normal) over both splits, to one digit's rounding."""
+    def fake(train=True):
+        labels = torch.arange(10).repeat(60 if train else 10)
+        return (labels.float() / 20 + (0 if train else 0.5)).view(-1, 1, 1, 1).expand(-1, 1, 28, 28), labels
+
+    monkeypatch.setattr(data, "mnist_tensors_cached", fake)
+    images, is_out = ebm_anomaly.protocol_test_set(7)
+    code = (images[:, 0, 0, 0] * 20).round().long()  # label, plus 10 for the test split
+    assert set(code[is_out].tolist()) == {7, 17}  # D, from both splits
+    assert sorted(code[~is_out].tolist()) == sorted([10 + d for d in range(10) if d != 7] * 10)  # the test split's others
+    n_out, n_normal = 70, 630  # over both splits
+    share = n_out / (n_out + 0.2 * n_normal)
+    assert abs(is_out.float().mean() - share) < 1 / len(is_out)
+    again, again_out = ebm_anomaly.protocol_test_set(7)
+    assert torch.equal(again, images) and torch.equal(again_out, is_out)  # seeded
+    assert not torch.equal(ebm_anomaly.protocol_test_set(7, seed=1)[1], is_out)
+
+
 @pytest.mark.parametrize("array, model, message", [
     (np.zeros((4, 28, 28), np.float32), "ebm-mnist", "not an anomaly model"),
     (np.zeros((4, 784), np.float32), "ebm-anomaly-1", "expected MNIST digits (N, 28, 28)"),
