@@ -29,13 +29,13 @@ import copy
 import torch
 from torch import nn
 
-from .. import data, losses, nets, samplers, scores
+from .. import data, losses, nets
 from ..samplers.kernels import Trajectory
-from ..schedules import DiscreteVP
 from .ebm import EBM_2D, EBM_MNIST, EBM_MNIST_PANG, build_latent_ebm, digit_posterior_latents, mnist_evaluator
 from .ebm_grid import GRID_PROCESS, posterior_latent_batches, resampler
 from .lifecycle import load
 from .mnist_common import DIGIT_SHAPE, digits_to_data
+from .mnist_ddpm import ddpm_ancestral_sampler, ddpm_solver
 from .moons import MOONS_ARCH, MOONS_FAST, MOONS_TRAIN, ddpm_schedule, moons_evaluator, moons_to_data
 from .registry import ModelSpec, register
 
@@ -84,33 +84,22 @@ def _decode(model, cfg, z, traj):
     return x, Trajectory(traj.times, states, traj.nfev)
 
 
-def _latent_noise(cfg, shape, generator, device):
-    """z_T ~ N(0, I): (shape[0], latent_dim) on `device`."""
-    return torch.randn(shape[0], cfg["arch"]["latent_dim"], generator=generator).to(device)
+def _in_latent(sampler, what: str):
+    """`sampler`, one of chapter 6's mnist-ddpm samplers (`mnist_ddpm`), run on the prior's noise predictor in
+    z from z_T ~ N(0, I) of shape (n, latent_dim), then g_psi(z) (`_decode`)."""
+    def run(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+        z, traj = sampler(model.denoiser, cfg, (shape[0], cfg["arch"]["latent_dim"]), steps, generator, device,
+                          keep_every, progress)
+        return _decode(model, cfg, z, traj)
+    run.__doc__ = f"{what} in z, then g_psi(z). The Trajectory holds g_psi of the kept latents."
+    return run
 
 
-def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
-    """DDPM ancestral sampling of z (steps None: all T) from z_T ~ N(0, I), then g_psi(z). The Trajectory holds
-    g_psi of the kept latents."""
-    z_T = _latent_noise(cfg, shape, generator, device)
-    z, traj = samplers.ddpm_ancestral(model.denoiser, ddpm_schedule(cfg), z_T, steps, generator, keep_every, progress)
-    return _decode(model, cfg, z, traj)
-
-
-def _sde_dpm2m(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
-    """SDE-DPM-Solver++(2M) (`samplers.dpm_solver_pp_2m`, stochastic) in z on the DDPM's own steps
-    (`schedules.DiscreteVP`), 20 network calls by default, uniform in i down to i = 1, then a step to t = 0 that
-    returns the denoised latent, then g_psi(z): chapter 6's few-step sampler, in the latent."""
-    sched = ddpm_schedule(cfg)
-    score = scores.ddpm_score(model.denoiser, (1.0 - sched.alpha_bars).sqrt())
-    z_T = _latent_noise(cfg, shape, generator, device)
-    z, traj = samplers.dpm_solver_pp_2m(score, DiscreteVP(sched), z_T, steps or 20, generator, schedule="time",
-                                        t_end=1.0 / sched.T, denoise=True, stochastic=True, keep_every=keep_every,
-                                        progress=progress)
-    return _decode(model, cfg, z, traj)
-
-
-LATENT_SAMPLERS = {"ancestral": _ancestral, "sde-dpm2m": _sde_dpm2m}  # the first is the default
+# the first is the default
+LATENT_SAMPLERS = {"ancestral": _in_latent(ddpm_ancestral_sampler, "DDPM ancestral sampling (steps None: all T)"),
+                   "sde-dpm2m": _in_latent(ddpm_solver("sde-dpm2m", 20, "time"),
+                                           "SDE-DPM-Solver++(2M) on the DDPM's own steps (20 network calls by "
+                                           "default), ending on a step to t = 0 that returns the denoised latent")}
 
 
 def digit_latent_batches(cfg: dict):

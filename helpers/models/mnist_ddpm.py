@@ -29,11 +29,12 @@ SDE_DPM3M_LAST = 0.02  # sde-dpm3m's last time before the denoising step: FD 2.3
 # 2.62 +- 0.39 at 1 / T (`python -m helpers schedules mnist-ddpm --sampler sde-dpm3m`, seeds 200-202)
 
 
-def _solver(method: str, default_steps: int, schedule: str, last: float | None = None):
+def ddpm_solver(method: str, default_steps: int, schedule: str, last: float | None = None):
     """A named sampler for `samplers.ddim` (eta = 0) or `samplers.dpm_solver_pp_2m` / `_3m` on the DDPM's grid
     (`schedules.DiscreteVP`): `steps` network calls (default `default_steps`) at times i / T placed by
     `schedule`, from i = T to the last time `last` (default 1 / T), then a step to t = 0 that returns the data
-    prediction. The study of `helpers.schedule_study` passes another `schedule` or last time `t_end`."""
+    prediction. The study of `helpers.schedule_study` passes another `schedule` or last time `t_end`; chapter
+    4's latent DDPM priors (`ebm_diffusion`) run it on their latents."""
     solve = samplers.FEW_STEP_SOLVERS[method]
     default_schedule = schedule
 
@@ -49,8 +50,9 @@ def _solver(method: str, default_steps: int, schedule: str, last: float | None =
     return run
 
 
-def _ancestral(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
-    """`samplers.ddpm_ancestral` with `steps` of the T steps (respaced; None means T)."""
+def ddpm_ancestral_sampler(model, cfg, shape, steps, generator, device, keep_every=0, progress=False):
+    """`samplers.ddpm_ancestral` with `steps` of the T steps (respaced; None means T). Chapters 6 and 4 (the
+    latent DDPM priors of `ebm_diffusion`)."""
     return samplers.ddpm_ancestral(model, ddpm_schedule(cfg), prior_images(shape, generator, device), steps,
                                    generator, keep_every, progress)
 
@@ -70,10 +72,11 @@ register(ModelSpec(
     fast=dict(GENERATOR_FAST), build=build_unet, batches=image_batches,
     loss=lambda cfg: (lambda model, x0, g: losses.ddpm_loss(model, x0, ddpm_schedule(cfg), g)),
     evaluate=image_evaluator("mnist-ddpm", "ancestral"),
-    samplers={"sde-dpm2m": _solver("sde-dpm2m", 20, "time"), "dpm2m": _solver("dpm2m", 20, "logsnr"),
-              "ddim": _solver("ddim", 50, "time"), "sde-dpm3m": _solver("sde-dpm3m", 10, "time", SDE_DPM3M_LAST),
-              "dpm3m": _solver("dpm3m", 10, "logsnr"),
-              "ancestral": _ancestral, "em": _em},
+    samplers={"sde-dpm2m": ddpm_solver("sde-dpm2m", 20, "time"), "dpm2m": ddpm_solver("dpm2m", 20, "logsnr"),
+              "ddim": ddpm_solver("ddim", 50, "time"),
+              "sde-dpm3m": ddpm_solver("sde-dpm3m", 10, "time", SDE_DPM3M_LAST),
+              "dpm3m": ddpm_solver("dpm3m", 10, "logsnr"),
+              "ancestral": ddpm_ancestral_sampler, "em": _em},
     sample_shape=DIGIT_SHAPE, to_data=digits_to_data, sample_chunk=CPU_CHUNK, requires=("mnist-eval",),
     store_dtype=torch.float16,
 ))
