@@ -193,12 +193,15 @@ def digit_posterior_latents(model: LatentEBM, cfg: dict, images01: torch.Tensor,
                       for k, xb in enumerate(x.split(250))])
 
 
-def reconstruct_digits(model: LatentEBM, cfg: dict, images01: torch.Tensor, device, seed: int = 0) -> torch.Tensor:
+def reconstruct_digits(model: LatentEBM, cfg: dict, images01: torch.Tensor, device, seed: int = 0,
+                       with_latents: bool = False):
     """g_psi(z) for z from `digit_posterior_latents`: images01 (n, 28, 28) or (n, 1, 28, 28) in [0, 1] ->
-    (n, 1, 28, 28) in [0, 1] on the CPU. Chapter 4: the reconstructions' MSE and FD (the generator's ceiling)."""
+    (n, 1, 28, 28) in [0, 1] on the CPU; with_latents: (those images, z (n, d)). Chapter 4: the reconstructions'
+    MSE and FD (the generator's ceiling), and the spread of the posterior latents."""
     z = digit_posterior_latents(model, cfg, images01, device, seed)
     with torch.no_grad():
-        return data.from_model_range(torch.cat([model.generator(zb) for zb in z.split(250)]).cpu())
+        x = data.from_model_range(torch.cat([model.generator(zb) for zb in z.split(250)]).cpu())
+    return (x, z) if with_latents else x
 
 
 def reconstruction_mse(model: LatentEBM, cfg: dict, n: int, device, seed: int = 0) -> float:

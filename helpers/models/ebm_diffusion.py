@@ -8,12 +8,19 @@ Each trained in 288-290 s on one CPU thread. Chapter 4 measures them on the same
 priors and their family's ceilings, ebm-2d-mle and ebm-2d-exact-mle (`ebm_grid`).
 ebm-mnist-ddpm     the same in ebm-mnist's 16-dimensional latent: a TimeMLP of width 256 on the latents of
                    ebm-mnist's posterior chains of the first 20,000 training digits, divided by their sd
-                   (process.latent_scale, 1.37 measured on them); 20,000 steps of batch 1024, 621 s on one CPU
+                   (process.latent_scale 1.37: the sd of each of the 16 coordinates, averaged; 1.370 by `python -c
+                   "from helpers import data, models; from helpers.models import ebm; m, e = models.load('ebm-mnist');
+                   print(ebm.digit_posterior_latents(m, e['config'], data.mnist_tensors_cached()[0][:20000], 'cpu',
+                   seed=100).std(0).mean())"`); 20,000 steps of batch 1024, 621 s on one CPU
                    thread. Measured while choosing it (FD, n = 1000, 1000 ancestral steps): the latents of all
                    60,000 training digits gave 7.97, 7.90 and 8.48 at chapter 4's seeds 5-7 (these 20,000: 7.24,
                    7.28, 8.68) and 9.19 at the evaluation's seed 123 (8.98): no better.
-ebm-mnist-pang-ddpm the same on ebm-mnist-pang's latents (Pang et al.'s generator), divided by 1.75: 384 s on two
-                   CPU threads. Stored in float16 like its source (5.1 MB).
+ebm-mnist-pang-ddpm the same on ebm-mnist-pang's latents (Pang et al.'s generator), divided by 1.75, the sd of
+                   all entries of its first 5000 training digits' latents (1.748 by the command above with
+                   'ebm-mnist-pang', [:5000] and .std() instead of .std(0).mean(): another convention than
+                   ebm-mnist-ddpm's, which measured this way is 1.43; either brings the latents near unit
+                   variance, all the DDPM needs): 384 s on two CPU threads. Stored in float16 like its source
+                   (5.1 MB).
 Samplers: "ancestral", DDPM ancestral steps in the latent (the default, all 1000), and "sde-dpm2m", chapter 6's
 SDE-DPM-Solver++(2M) on the DDPM's own steps (20 network calls by default); then g_psi(z). Measured on
 ebm-mnist-ddpm at chapter 4's seeds 5-7 (FD, n = 1000; `python -m helpers sample ebm-mnist-ddpm --n 1000 --seed S
@@ -39,7 +46,7 @@ from .mnist_ddpm import ddpm_ancestral_sampler, ddpm_solver
 from .moons import MOONS_ARCH, MOONS_FAST, MOONS_TRAIN, ddpm_schedule, moons_evaluator, moons_to_data
 from .registry import ModelSpec, register
 
-LATENT_SCALE_PANG = 1.75  # the sd of ebm-mnist-pang's posterior latents of the first 5000 training digits (seed 100)
+LATENT_SCALE_PANG = 1.75  # the sd of all entries of ebm-mnist-pang's posterior latents of 5000 digits (docstring)
 
 
 class LatentDiffusionPrior(nn.Module):
