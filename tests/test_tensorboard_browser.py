@@ -2,9 +2,9 @@
 
 A short training of `moons-ddpm` (its fast budget cut to 200 steps, 50 of them warm-up) writes its log (`train --log-dir`); `tensorboard --logdir` serves it on
 127.0.0.1, and the browser of tests/test_browser.py, offline, opens its time-series dashboard. The
-test asserts that the cards of the loss, the learning rate and the gradient norm are drawn, that the sample
-figure shows, and that the console has no error, and saves the screenshots that the appendix on performance
-shows (`_build/browser/tensorboard.png`). Skipped, with the reason, where Chromium or TensorBoard is missing,
+test asserts that the cards of the loss, the learning rate, the gradient norm and the training speed are drawn,
+that the sample figure shows, and that the console has no error, and saves the screenshot that the appendix on
+performance shows (`_build/browser/tensorboard.png`; copied to `book/images/tensorboard.png` by hand). Skipped, with the reason, where Chromium or TensorBoard is missing,
 unless COURSE_REQUIRE_BROWSER=1 (set by `.ci/run`).
 """
 
@@ -19,9 +19,6 @@ from pathlib import Path
 import pytest
 
 from test_browser import SHOTS, offline_chromium, require_browser, wait_until_served
-
-TAGS = ("grad_norm", "loss", "lr")
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -54,7 +51,7 @@ def board(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(board, tmp_path_factory):
-    driver = offline_chromium(tmp_path_factory.mktemp("chromium-profile"), window="1500,1300")
+    driver = offline_chromium(tmp_path_factory.mktemp("chromium-profile"), window="1500,1700")
     yield driver
     driver.quit()
 
@@ -71,8 +68,8 @@ def _wait_for(driver, script: str, seconds: float = 30.0):
 
 def test_tensorboard_draws_the_training_curves_offline(board, browser):
     browser.get(f"{board}/#timeseries")
-    text = _wait_for(browser, "const t = document.body.innerText; return ['grad_norm', 'loss', 'lr', 'samples']"
-                              ".every(w => t.includes(w)) && document.querySelectorAll('canvas, svg').length > 20 ? t : ''")
+    text = _wait_for(browser, "const t = document.body.innerText; return ['grad_norm', 'loss', 'lr', 'steps_per_s', "
+                              "'samples'].every(w => t.includes(w)) && document.querySelectorAll('canvas, svg').length > 20 ? t : ''")
     assert text, "the time-series dashboard did not show the run's tags and charts"
     browser.execute_script("document.querySelector('button[aria-label=\"Close side pane\"]')?.click();")
     time.sleep(3)  # let the charts finish drawing before the screenshot
