@@ -1,14 +1,15 @@
 """Chapters 5 and 8 opened in JupyterLab as a learner opens them, in the browser of tests/test_browser.py (issue
 #29, part one).
 
-`jupyter lab` (the course's own, with its kernel) serves a temporary folder on 127.0.0.1 with a token. It holds
-a copy of each chapter with every Markdown cell and the code cells that its widget needs (`WIDGET_CELLS`: the
-imports, what the widget's function reads, and the widget itself; the other code cells are left out so that the
-test takes a minute, not the chapter's two). Headless Chromium opens the copy, runs all its cells from the Run
-menu, and waits for the widget's figure; then it changes a control (and presses the button of chapter 8's
-`interact_manual`) and waits for a new figure. It asserts that `import helpers` worked (no error output), that no
-"Error displaying widget" shows, and that the Markdown reads as it does in the book: no raw `{cite:` role and no
-MyST directive fence (`jupyterlab-myst` renders them). Screenshots go to `_build/browser/jupyterlab_*.png`.
+`jupyter lab` (the course's own, with its kernel), started in a temporary folder, serves it on 127.0.0.1 with a
+token. The folder holds a copy of each chapter with every Markdown cell and the code cells that its widget needs
+(`WIDGET_CELLS`: the imports, what the widget's function reads, and the widget itself; the other code cells are
+left out so that the test takes a minute, not the chapter's two). Headless Chromium opens the copy, runs all its
+cells from the Run menu, and waits for the widget's figure; then it changes a control (and presses the button of
+chapter 8's `interact_manual`) and waits for a new figure. It asserts that `import helpers` worked (no error
+output), that no "Error displaying widget" shows, that the Markdown reads as it does in the book (no raw `{cite:`
+role and no MyST directive fence: `jupyterlab-myst` renders them), and that the server logged no error line.
+Screenshots go to `_build/browser/jupyterlab_*.png`.
 
 Skipped, with the reason, where Chromium, Selenium or JupyterLab is missing, unless COURSE_REQUIRE_BROWSER=1
 (set by `.ci/run`).
@@ -55,10 +56,17 @@ def _widget_copy(chapter: str, folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """http://127.0.0.1:PORT of a JupyterLab serving the widget copies of chapters 5 and 8."""
+def lab_folder(tmp_path_factory):
+    """The folder JupyterLab serves and starts in; its server log is lab.log there."""
+    return tmp_path_factory.mktemp("lab")
+
+
+@pytest.fixture(scope="module")
+def lab(lab_folder):
+    """http://127.0.0.1:PORT of a JupyterLab serving the widget copies of chapters 5 and 8, started in their
+    folder as a learner starts it (`jupyter lab` in the course's folder)."""
     require_browser("jupyterlab")
-    folder = tmp_path_factory.mktemp("lab")
+    folder = lab_folder
     for chapter in WIDGET_CELLS:
         _widget_copy(chapter, folder)
     with socket.socket() as s:
@@ -72,7 +80,7 @@ def lab(tmp_path_factory):
     proc = subprocess.Popen([jupyter, "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
                              f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={folder}",
                              "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder)
     url = f"http://127.0.0.1:{port}"
     wait_until_served(proc, f"{url}/api/status?token={TOKEN}", "jupyter lab", (folder / "lab.log").read_text, 90)
     yield url
@@ -165,3 +173,11 @@ def test_chapter_8_widget_draws_guided_digits_on_its_button(lab, driver):
           120, driver, "ch8")
     driver.save_screenshot(str(SHOTS / "jupyterlab_ch8.png"))
     _page_checks(driver, "ch8")
+
+
+def test_lab_server_logs_no_error(lab, lab_folder, driver):
+    """After the two chapters ran (this module's tests run in order), the server's log has no `[E ...]` line,
+    which a learner would read as a failure. Started outside the folder it serves, Lab logged one from nbgrader's
+    server extension (the course directory, the working directory, was not under the served root)."""
+    errors = [line for line in (lab_folder / "lab.log").read_text().splitlines() if line.startswith("[E")]
+    assert errors == [], errors
