@@ -12,11 +12,14 @@ os.environ.setdefault("COURSE_MODE", "fast")
 torch.set_num_threads(1)  # small tensors: threads only add overhead, and CI has 2 cores
 # The notebooks' kernels inherit this environment: under pytest-xdist (-n W) each worker's kernel gets
 # cores // W threads, so W workers never run more threads than there are cores (two processes of two
-# threads each on two cores run 10-100x slower).
+# threads each on two cores run 10-100x slower). Without xdist a count the user set wins, and OpenMP and MKL
+# get the same one (a kernel with OpenMP at 1 and MKL at 2 ran many times slower).
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 _threads = str(max(1, (os.cpu_count() or 1) // _workers))
+if _workers == 1:
+    _threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS") or _threads
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _threads if _workers > 1 else os.environ.get(_var, _threads)
+    os.environ[_var] = _threads
 
 
 @pytest.fixture
