@@ -181,7 +181,7 @@ def test_the_null_label_distils_the_teacher_on_every_row_in_one_batch():
     x, t, y = torch.randn(6, 3, generator=torch.Generator().manual_seed(0)), torch.rand(6), torch.arange(6)
     net = NullOnEveryRow(model, y, 10, lambda x_, t_: 11 * x_)
     torch.testing.assert_close(net(x, t), (y + 1)[:, None] * x, rtol=0, atol=0)
-    assert float(net.penalty) == 0.0
+    assert float(net.penalty.detach()) == 0.0
     net = NullOnEveryRow(model, y, 10, lambda x_, t_: 2 * x_)
     net(x, t)
     assert float(net.penalty.detach()) == pytest.approx(81 * float(x.pow(2).mean()), rel=1e-6)
