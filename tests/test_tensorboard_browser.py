@@ -1,11 +1,12 @@
 """TensorBoard on a real training's logs, read in headless Chromium as a learner reads it (issue #29, part two).
 
-A short training of `moons-ddpm` (its fast budget cut to 200 steps, 50 of them warm-up) writes its log (`train --log-dir`); `tensorboard --logdir` serves it on
-127.0.0.1, and the browser of tests/test_browser.py, offline, opens its time-series dashboard. The
-test asserts that the cards of the loss, the learning rate, the gradient norm and the training speed are drawn,
-that the sample figure shows, and that the console has no error, and saves the screenshot that the appendix on
-performance shows (`_build/browser/tensorboard.png`; copied to `book/images/tensorboard.png` by hand). Skipped, with the reason, where Chromium or TensorBoard is missing,
-unless COURSE_REQUIRE_BROWSER=1 (set by `.ci/run`).
+A short training of `moons-ddpm` (its fast budget cut to 200 steps, 50 of them warm-up) writes its log
+(`train --log-dir`); `tensorboard --logdir` serves it on 127.0.0.1, and the browser of tests/test_browser.py,
+offline, opens its time-series dashboard. The test asserts that the cards of the loss, the learning rate, the
+gradient norm and the training speed are drawn, that the sample figure shows, and that the console has no error,
+and saves the screenshot that the appendix on performance shows (`_build/browser/tensorboard.png`; copied to
+`book/images/tensorboard.png` by hand). Skipped, with the reason, where Chromium or TensorBoard is missing, unless
+COURSE_REQUIRE_BROWSER=1 (set by `.ci/run`).
 """
 
 import dataclasses
